@@ -1,0 +1,437 @@
+"""The `threatmesh` command: a thin layer over the library.
+
+Errors are one line on stderr and a non-zero exit code; `--debug` shows the
+traceback. Commands that report take `--json` for machines.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import click
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from threatmesh import __version__
+from threatmesh.errors import ConfigError, InputError, ThreatmeshError
+from threatmesh.node import Node, init_node, open_node
+from threatmesh.settings import resolve_home
+
+EXIT_ERROR = 1
+EXIT_PARTIAL = 3  # the command finished, but some input was rejected or unreadable
+TLP_CHOICES = ["clear", "green", "amber", "amber+strict", "red"]
+
+app = typer.Typer(
+    name="threatmesh",
+    help=(
+        "threatmesh: a federated cyber-threat-intelligence node.\n\n"
+        "Collect STIX 2.1 intelligence, keep every version in a local store, and serve it over TAXII 2.1. "
+        "The node lives in a home folder: --home DIR, else $THREATMESH_HOME, else ./.threatmesh."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+out = Console()
+err = Console(stderr=True)
+
+
+@dataclass
+class Context:
+    home: Path
+    debug: bool
+
+    def open(self) -> Node:
+        return open_node(self.home)
+
+
+def _ctx(ctx: typer.Context) -> Context:
+    return ctx.ensure_object(Context)  # type: ignore[no-any-return]
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Optional[Path] = typer.Option(None, "--home", help="The node's home folder.", envvar=None),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+) -> None:
+    ctx.obj = Context(home=resolve_home(home, os.environ), debug=debug)
+
+
+@contextmanager
+def _node(ctx: typer.Context) -> Iterator[Node]:
+    node = _ctx(ctx).open()
+    try:
+        yield node
+    finally:
+        node.close()
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+    sys.stdout.flush()
+
+
+def _progress(total: Optional[int] = None) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f} objects"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+# -- init -----------------------------------------------------------------------
+@app.command()
+def init(
+    ctx: typer.Context,
+    name: Optional[str] = typer.Option(None, "--name", help="The node's name (also its STIX identity name)."),
+    exist_ok: bool = typer.Option(False, "--exist-ok", help="If a node already exists, say so and succeed."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Create a node: SQLite store, config, STIX identity, default collection and an admin API key.
+
+    The admin key is shown once and only its hash is stored. Refuses to overwrite an existing node.
+    """
+    home = _ctx(ctx).home
+    if exist_ok and (home / "threatmesh.db").exists():
+        err.print(f"node already initialised in {home} (its admin key was shown when it was created)",
+                  markup=False)
+        return
+    created = init_node(home, name)
+    try:
+        node = created.node
+        info = {
+            "home": str(home),
+            "name": node.settings.node_name,
+            "identity": node.identity_id,
+            "default_collection": node.default_collection.id,
+            "admin_key": created.admin_key,
+        }
+    finally:
+        created.node.close()
+    if json_out:
+        _print_json(info)
+        return
+    out.print(f"Created node [bold]{info['name']}[/] in {home}")
+    out.print(f"  identity            {info['identity']}")
+    out.print(f"  default collection  {info['default_collection']}")
+    out.print(f"  admin API key       [bold]{created.admin_key}[/]  (shown once; store it now)")
+
+
+# -- ingest ---------------------------------------------------------------------
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    paths: list[str] = typer.Argument(..., help="Files (.json, .json.gz), directories (recursive) or - for stdin."),
+    collection: Optional[str] = typer.Option(None, "--collection", "-c", help="Collection id or alias (default: the node's default)."),
+    tlp: Optional[str] = typer.Option(None, "--tlp", help="TLP the data was received under: " + ", ".join(TLP_CHOICES) + ". Objects keep their own stricter marking.", click_type=click.Choice(TLP_CHOICES)),
+    strict: bool = typer.Option(False, "--strict", help="Reject objects that break the STIX 2.1 specification (checked by stix2-validator)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Ingest STIX 2.0/2.1 bundles, lists of objects or single objects.
+
+    Every version is kept; the summary counts new, updated (newer version), older (added to history),
+    unchanged and rejected objects per file. Exit code 3 when anything was rejected or unreadable.
+    """
+    from threatmesh.ingest.pipeline import ingest_paths
+
+    with _node(ctx) as node:
+        target = node.collection(collection)
+        with _progress() as progress:
+            task = progress.add_task("ingesting", total=None, rate="")
+            done = [0]
+            import time
+
+            started = time.perf_counter()
+
+            def advance(n: int) -> None:
+                done[0] += n
+                elapsed = max(time.perf_counter() - started, 1e-6)
+                progress.update(task, advance=n, rate=f"{done[0] / elapsed:,.0f} obj/s")
+
+            def on_source(label: str) -> None:
+                progress.update(task, description=f"ingesting {_short(label)}")
+
+            report = ingest_paths(paths, node.store, collection_id=target.id, tlp=tlp, strict=strict,
+                                  progress=advance, on_source=on_source)
+            progress.update(task, description="ingested")
+    if json_out:
+        _print_json(report.as_dict())
+    else:
+        _print_ingest_summary(report)
+    if report.rejected or report.failed_sources:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _short(label: str, width: int = 40) -> str:
+    return label if len(label) <= width else "…" + label[-(width - 1):]
+
+
+def _print_ingest_summary(report: Any) -> None:
+    table = Table(title=f"Ingest summary ({report.seconds:.2f} s)")
+    for column in ("source", "new", "updated", "older", "unchanged", "rejected", "2.0→2.1"):
+        table.add_column(column, justify="left" if column == "source" else "right")
+    for s in report.sources:
+        table.add_row(_short(s.source, 60), str(s.new), str(s.updated), str(s.older), str(s.unchanged),
+                      str(len(s.rejected)), str(s.upgraded))
+    if len(report.sources) > 1:
+        table.add_row("total", *(str(report.total(k)) for k in ("new", "updated", "older", "unchanged")),
+                      str(report.rejected), str(report.total("upgraded")))
+    out.print(table)
+    for s in report.sources:
+        if s.error:
+            err.print(f"unreadable: {s.error}", markup=False, highlight=False)
+        for r in s.rejected[:20]:
+            err.print(f"rejected: {r.location}: {r.reason}", markup=False, highlight=False)
+        if len(s.rejected) > 20:
+            err.print(f"rejected: … and {len(s.rejected) - 20} more in {s.source} (use --json for all)", markup=False)
+
+
+# -- show / search / stats ------------------------------------------------------
+@app.command()
+def show(
+    ctx: typer.Context,
+    object_id: str = typer.Argument(..., help="A STIX id, e.g. intrusion-set--…"),
+    all_versions: bool = typer.Option(False, "--all-versions", help="Show every stored version, oldest first."),
+    json_out: bool = typer.Option(False, "--json", help="Print the objects only, as JSON."),
+) -> None:
+    """Show an object (its latest version, or every version) with how it was stored."""
+    from threatmesh.errors import NotFound
+
+    with _node(ctx) as node:
+        versions = node.store.get_versions(object_id)
+        if not versions:
+            raise NotFound(f"no object {object_id} in this node")
+        chosen = versions if all_versions else [v for v in versions if v.is_latest] or versions[-1:]
+        if json_out:
+            objects = [orjson.loads(v.json) for v in chosen]
+            _print_json(objects if all_versions else objects[0])
+            return
+        from threatmesh.stix.timestamps import micros_to_timestamp
+
+        for v in chosen:
+            latest = " (latest)" if v.is_latest else ""
+            out.print(f"[bold]{v.id}[/] version {v.version or '(unversioned)'}{latest}")
+            out.print(f"  added {micros_to_timestamp(v.date_added)}  TLP {v.tlp or 'unmarked'}  source {v.source}"
+                      + (f"  upgraded from STIX {v.upgraded_from}" if v.upgraded_from else ""), highlight=False)
+            out.print_json(v.json.decode("utf-8"))
+
+
+@app.command()
+def search(
+    ctx: typer.Context,
+    text: str = typer.Argument(..., help="Words to find in names, descriptions, aliases and observable values."),
+    limit: int = typer.Option(50, "--limit", "-n", help="At most this many results."),
+    json_out: bool = typer.Option(False, "--json", help="Print the matching objects as JSON."),
+) -> None:
+    """Full-text search over the latest versions of all objects."""
+    with _node(ctx) as node:
+        hits = node.store.search(text, limit=limit)
+    if json_out:
+        _print_json([orjson.loads(h.json) for h in hits])
+        return
+    if not hits:
+        err.print(f"no object matches {text!r}", markup=False)
+        raise typer.Exit(EXIT_ERROR)
+    table = Table()
+    for column in ("id", "type", "name / value", "TLP"):
+        table.add_column(column)
+    for hit in hits:
+        data = orjson.loads(hit.json)
+        label = data.get("name") or data.get("value") or data.get("pattern") or ""
+        table.add_row(hit.id, hit.type, str(label)[:80], hit.tlp or "unmarked")
+    out.print(table)
+
+
+@app.command()
+def stats(
+    ctx: typer.Context,
+    json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
+) -> None:
+    """Counts by type, TLP and collection, versions, and the database size."""
+    with _node(ctx) as node:
+        s = node.store.stats()
+        names = {c.id: (c.alias or c.title) for c in node.store.list_collections()}
+    data = {
+        "objects": s.objects,
+        "versions": s.versions,
+        "by_type": dict(sorted(s.by_type.items(), key=lambda kv: -kv[1])),
+        "by_tlp": s.by_tlp,
+        "by_collection": {names.get(k, k): v for k, v in s.by_collection.items()},
+        "database_bytes": s.size_bytes,
+    }
+    if json_out:
+        _print_json(data)
+        return
+    out.print(f"{s.objects:,} objects, {s.versions:,} versions, database {s.size_bytes / 1e6:,.1f} MB")
+    for title, counts in (("by type", data["by_type"]), ("by TLP", s.by_tlp), ("by collection", data["by_collection"])):
+        table = Table(title=title)
+        table.add_column("")
+        table.add_column("objects", justify="right")
+        for key, value in counts.items():  # type: ignore[attr-defined]
+            table.add_row(str(key), f"{value:,}")
+        out.print(table)
+
+
+# -- export -----------------------------------------------------------------------
+@app.command()
+def export(
+    ctx: typer.Context,
+    output: str = typer.Option(..., "--output", "-o", help="File to write, or - for stdout."),
+    fmt: str = typer.Option("stix", "--format", "-f", help="Output format.", click_type=click.Choice(["stix"])),
+    collection: Optional[str] = typer.Option(None, "--collection", "-c", help="Only this collection (id or alias)."),
+    all_versions: bool = typer.Option(False, "--all-versions", help="Every stored version, not only the latest."),
+    json_out: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
+) -> None:
+    """Export the operator's own full view as a STIX 2.1 bundle (objects exactly as stored)."""
+    from threatmesh.export.stix import export_bundle
+    from threatmesh.share.policy import Recipient
+
+    with _node(ctx) as node:
+        collection_id = node.collection(collection).id if collection else None
+        stream = sys.stdout.buffer if output == "-" else open(output, "wb")
+        try:
+            with _progress() as progress:
+                task = progress.add_task("exporting", total=None, rate="")
+                report = export_bundle(node.store, stream, recipient=Recipient.operator(),
+                                       default_tlp=node.settings.default_tlp, collection_id=collection_id,
+                                       all_versions=all_versions,
+                                       progress=lambda n: progress.update(task, advance=n))
+        finally:
+            if stream is not sys.stdout.buffer:
+                stream.close()
+    data = {"written": report.written, "withheld": report.withheld, "output": output}
+    if json_out:
+        _print_json(data)
+    elif output != "-":
+        err.print(f"wrote {report.written:,} objects to {output}", markup=False)
+
+
+# -- demo / serve -------------------------------------------------------------------
+@app.command()
+def demo(
+    ctx: typer.Context,
+    json_out: bool = typer.Option(False, "--json", help="Print the ingest summary as JSON."),
+) -> None:
+    """Load a small generated demo data set (actors, malware, indicators at every TLP level) into the default collection.
+
+    Running it again changes nothing: the data set is the same every time.
+    """
+    from threatmesh.demo import demo_bundle
+    from threatmesh.ingest.pipeline import SourceReport, ingest_raw
+    from threatmesh.ingest.stix_reader import RawObject
+
+    with _node(ctx) as node:
+        bundle = demo_bundle()
+        report = SourceReport("demo")
+        ingest_raw((RawObject("demo", i, o) for i, o in enumerate(bundle["objects"])), node.store, report,
+                   collection_id=node.default_collection.id, source="demo")
+    if json_out:
+        _print_json(report.as_dict())
+    else:
+        out.print(f"demo data: {report.new} new, {report.updated} updated, {report.unchanged} unchanged, "
+                  f"{len(report.rejected)} rejected")
+    if report.rejected:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (default 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port (default 8470)."),
+    tls_cert: Optional[Path] = typer.Option(None, "--tls-cert", help="PEM certificate: serve HTTPS."),
+    tls_key: Optional[Path] = typer.Option(None, "--tls-key", help="PEM private key for --tls-cert."),
+    insecure_http: bool = typer.Option(False, "--insecure-http", help="Allow plain HTTP on a non-loopback address."),
+) -> None:
+    """Serve the node: TAXII 2.1 API under /taxii2/ and a health check at /health."""
+    import ipaddress
+
+    import uvicorn
+
+    from threatmesh.web.app import create_app
+
+    with _node(ctx) as node:
+        settings = node.settings
+        host = host or settings.host
+        port = port if port is not None else settings.port
+        if bool(tls_cert) != bool(tls_key):
+            raise ConfigError("--tls-cert and --tls-key go together")
+        if not tls_cert and not insecure_http and not _is_loopback(host, ipaddress):
+            raise ConfigError(f"refusing plain HTTP on {host}: give --tls-cert/--tls-key, or --insecure-http")
+        scheme = "https" if tls_cert else "http"
+        shown = f"[{host}]" if ":" in host else host
+        err.print(f"threatmesh {__version__} serving {settings.node_name!r} at {scheme}://{shown}:{port}/taxii2/",
+                  markup=False, highlight=False)
+        err.print(f"  node home {settings.home}; health at {scheme}://{shown}:{port}/health", markup=False)
+        err.print("  authenticate with the admin API key printed by `threatmesh init`", markup=False)
+        uvicorn.run(create_app(settings, node.store), host=host, port=port, log_level="warning",
+                    ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None)
+
+
+def _is_loopback(host: str, ipaddress: Any) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return bool(ipaddress.ip_address(host).is_loopback)
+    except ValueError:
+        return False
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    out.print(f"threatmesh {__version__}")
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Entry point: run the CLI, turning every error into one line on stderr."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=args, prog_name="threatmesh", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err.print("threatmesh: aborted", markup=False)
+        return EXIT_ERROR
+    except ThreatmeshError as exc:
+        if debug:
+            raise
+        message = exc.describe() if isinstance(exc, InputError) else str(exc)
+        print(f"threatmesh: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("threatmesh: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_ERROR
+    except Exception as exc:  # the last line of defence: one line, not a traceback
+        if debug:
+            raise
+        print(f"threatmesh: internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
+              file=sys.stderr)
+        return 70
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

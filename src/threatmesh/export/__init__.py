@@ -1,0 +1,1 @@
+"""Exports: every format that leaves the node, each through the egress policy."""

@@ -1,0 +1,1 @@
+"""Collect: readers that turn outside formats into validated STIX versions for the store."""

@@ -1,0 +1,231 @@
+"""The ingest pipeline: raw objects in, validated versions stored, a report out.
+
+One bad object never stops a batch: it is counted, kept with its location and
+reason, and reported at the end. Objects are written in batches, each one
+transaction, so a kill leaves a consistent prefix and a re-run completes it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from threatmesh.errors import InputError, InvalidObject
+from threatmesh.ingest.stix_reader import RawObject, expand_paths, read_stix
+from threatmesh.stix.model import StixObject
+from threatmesh.stix.parse import parse_object
+from threatmesh.store.protocol import PutOutcome, PutResult, Store
+
+BATCH_SIZE = 2_000
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    location: str
+    reason: str
+    object_id: str | None = None
+
+
+@dataclass(slots=True)
+class SourceReport:
+    """What happened to one file (or stdin, or one TAXII request)."""
+
+    source: str
+    new: int = 0
+    updated: int = 0
+    older: int = 0
+    unchanged: int = 0
+    upgraded: int = 0
+    warnings: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    error: str | None = None  # the file could not be read to its end
+
+    @property
+    def accepted(self) -> int:
+        return self.new + self.updated + self.older + self.unchanged
+
+    def count(self, result: PutResult) -> None:
+        if result.outcome is PutOutcome.NEW:
+            self.new += 1
+        elif result.outcome is PutOutcome.UPDATED:
+            self.updated += 1
+        elif result.outcome is PutOutcome.OLDER:
+            self.older += 1
+        else:
+            self.unchanged += 1
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "new": self.new,
+            "updated": self.updated,
+            "older": self.older,
+            "unchanged": self.unchanged,
+            "rejected": len(self.rejected),
+            "upgraded_from_2_0": self.upgraded,
+            "warnings": self.warnings,
+            "rejections": [
+                {"location": r.location, "reason": r.reason, "object_id": r.object_id} for r in self.rejected
+            ],
+            "error": self.error,
+        }
+
+
+@dataclass(slots=True)
+class IngestReport:
+    sources: list[SourceReport] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def total(self, name: str) -> int:
+        return sum(getattr(s, name) for s in self.sources)
+
+    @property
+    def rejected(self) -> int:
+        return sum(len(s.rejected) for s in self.sources)
+
+    @property
+    def failed_sources(self) -> int:
+        return sum(1 for s in self.sources if s.error)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "new": self.total("new"),
+            "updated": self.total("updated"),
+            "older": self.total("older"),
+            "unchanged": self.total("unchanged"),
+            "rejected": self.rejected,
+            "upgraded_from_2_0": self.total("upgraded"),
+            "warnings": self.total("warnings"),
+            "unreadable_sources": self.failed_sources,
+            "seconds": round(self.seconds, 3),
+            "sources": [s.as_dict() for s in self.sources],
+        }
+
+
+Progress = Callable[[int], None]  # called with the number of objects just handled
+
+
+class _Batcher:
+    """Collects parsed objects and writes them in batches of distinct (id, version)."""
+
+    def __init__(self, store: Store, collection_id: str, source: str, tlp: str | None, report: SourceReport) -> None:
+        self.store = store
+        self.collection_id = collection_id
+        self.source = source
+        self.tlp = tlp
+        self.report = report
+        self.batch: list[StixObject] = []
+        self.keys: set[tuple[str, str]] = set()
+
+    def add(self, obj: StixObject) -> None:
+        key = (obj.id, obj.version)
+        if key in self.keys:
+            # The same version twice in one batch: write what we have first, so the
+            # store sees the repeat as 'unchanged' rather than as a conflict in one statement.
+            self.flush()
+        self.batch.append(obj)
+        self.keys.add(key)
+        if len(self.batch) >= BATCH_SIZE:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.batch:
+            return
+        results = self.store.put_objects(self.batch, collection_id=self.collection_id, source=self.source, tlp=self.tlp)
+        for result in results:
+            self.report.count(result)
+        self.batch = []
+        self.keys = set()
+
+
+def ingest_raw(
+    raws: Iterable[RawObject],
+    store: Store,
+    report: SourceReport,
+    *,
+    collection_id: str,
+    source: str,
+    tlp: str | None = None,
+    strict: bool = False,
+    progress: Progress | None = None,
+) -> None:
+    """Parse and store a stream of raw objects, recording everything in `report`.
+
+    An InputError raised by the stream itself (broken JSON) is recorded as the
+    source's error after everything read before it has been stored.
+    """
+    batcher = _Batcher(store, collection_id, source, tlp, report)
+    pending_progress = 0
+    try:
+        for raw in raws:
+            try:
+                obj = parse_object(raw.data, strict=strict)
+            except InvalidObject as exc:
+                object_id = exc.object_id or _id_of(raw.data)
+                location = f"{raw.source}, objects[{raw.index}]" + (f", {object_id}" if object_id else "")
+                report.rejected.append(Rejection(location, exc.reason, object_id))
+            else:
+                if obj.upgraded_from:
+                    report.upgraded += 1
+                report.warnings += len(obj.warnings)
+                batcher.add(obj)
+            pending_progress += 1
+            if progress and pending_progress >= 500:
+                progress(pending_progress)
+                pending_progress = 0
+    except InputError as exc:
+        report.error = exc.describe()
+    finally:
+        batcher.flush()
+        if progress and pending_progress:
+            progress(pending_progress)
+
+
+def _id_of(data: object) -> str | None:
+    if isinstance(data, dict):
+        value = data.get("id")
+        return value if isinstance(value, str) else None
+    return None
+
+
+def ingest_paths(
+    paths: list[str],
+    store: Store,
+    *,
+    collection_id: str,
+    tlp: str | None = None,
+    strict: bool = False,
+    progress: Progress | None = None,
+    on_source: Callable[[str], None] | None = None,
+) -> IngestReport:
+    """Ingest files, directories (recursively) and '-' (stdin) into one collection."""
+    started = time.perf_counter()
+    report = IngestReport()
+    for name in _safe_expand(paths, report):
+        label = "<stdin>" if name == "-" else name
+        if on_source:
+            on_source(label)
+        source_report = SourceReport(label)
+        report.sources.append(source_report)
+        ingest_raw(
+            read_stix(name),
+            store,
+            source_report,
+            collection_id=collection_id,
+            source=f"file:{label}",
+            tlp=tlp,
+            strict=strict,
+            progress=progress,
+        )
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _safe_expand(paths: list[str], report: IngestReport) -> Iterator[str]:
+    """Expand each path on its own, so one missing path is reported and the rest go on."""
+    for name in paths:
+        try:
+            yield from expand_paths([name])
+        except InputError as exc:
+            report.sources.append(SourceReport(name, error=exc.describe()))

@@ -1,0 +1,1 @@
+"""Share: the egress policy that every outgoing path calls, and (later) federation."""
