@@ -6,6 +6,7 @@ traceback. Commands that report take `--json` for machines.
 
 from __future__ import annotations
 
+import enum
 import os
 import sys
 from contextlib import contextmanager
@@ -13,9 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-import click
 import orjson
 import typer
+
+try:  # recent Typer ships its own copy of click; older ones use click itself
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exceptions
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -27,7 +32,19 @@ from threatmesh.settings import resolve_home
 
 EXIT_ERROR = 1
 EXIT_PARTIAL = 3  # the command finished, but some input was rejected or unreadable
-TLP_CHOICES = ["clear", "green", "amber", "amber+strict", "red"]
+
+
+class TLPLevel(str, enum.Enum):
+    clear = "clear"
+    green = "green"
+    amber = "amber"
+    amber_strict = "amber+strict"
+    red = "red"
+
+
+class ExportFormat(str, enum.Enum):
+    stix = "stix"
+
 
 app = typer.Typer(
     name="threatmesh",
@@ -138,7 +155,7 @@ def ingest(
     ctx: typer.Context,
     paths: list[str] = typer.Argument(..., help="Files (.json, .json.gz), directories (recursive) or - for stdin."),
     collection: Optional[str] = typer.Option(None, "--collection", "-c", help="Collection id or alias (default: the node's default)."),
-    tlp: Optional[str] = typer.Option(None, "--tlp", help="TLP the data was received under: " + ", ".join(TLP_CHOICES) + ". Objects keep their own stricter marking.", click_type=click.Choice(TLP_CHOICES)),
+    tlp: Optional[TLPLevel] = typer.Option(None, "--tlp", help="TLP the data was received under; objects keep their own stricter marking."),
     strict: bool = typer.Option(False, "--strict", help="Reject objects that break the STIX 2.1 specification (checked by stix2-validator)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -166,7 +183,7 @@ def ingest(
             def on_source(label: str) -> None:
                 progress.update(task, description=f"ingesting {_short(label)}")
 
-            report = ingest_paths(paths, node.store, collection_id=target.id, tlp=tlp, strict=strict,
+            report = ingest_paths(paths, node.store, collection_id=target.id, tlp=tlp.value if tlp else None, strict=strict,
                                   progress=advance, on_source=on_source)
             progress.update(task, description="ingested")
     if json_out:
@@ -292,7 +309,7 @@ def stats(
 def export(
     ctx: typer.Context,
     output: str = typer.Option(..., "--output", "-o", help="File to write, or - for stdout."),
-    fmt: str = typer.Option("stix", "--format", "-f", help="Output format.", click_type=click.Choice(["stix"])),
+    fmt: ExportFormat = typer.Option(ExportFormat.stix, "--format", "-f", help="Output format."),
     collection: Optional[str] = typer.Option(None, "--collection", "-c", help="Only this collection (id or alias)."),
     all_versions: bool = typer.Option(False, "--all-versions", help="Every stored version, not only the latest."),
     json_out: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
@@ -404,13 +421,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     debug = "--debug" in args
     command = typer.main.get_command(app)
     try:
-        command.main(args=args, prog_name="threatmesh", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+        result = command.main(args=args, prog_name="threatmesh", standalone_mode=False)
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:
+    except click_exceptions.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("threatmesh: aborted", markup=False)
         return EXIT_ERROR
     except ThreatmeshError as exc:
@@ -430,7 +447,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"threatmesh: internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
               file=sys.stderr)
         return 70
-    return 0
+    # without standalone mode, click hands back the code of a `typer.Exit` as the result
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ from threatmesh.stix.parse import parse_object
 from threatmesh.store.protocol import PutOutcome, PutResult, Store
 
 BATCH_SIZE = 2_000
+# A batch is also cut at this many bytes of JSON, so a few huge objects never
+# pile up in memory (each object is held as parsed data, JSON and index text).
+BATCH_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,7 @@ class _Batcher:
         self.report = report
         self.batch: list[StixObject] = []
         self.keys: set[tuple[str, str]] = set()
+        self.bytes = 0
 
     def add(self, obj: StixObject) -> None:
         key = (obj.id, obj.version)
@@ -126,7 +130,8 @@ class _Batcher:
             self.flush()
         self.batch.append(obj)
         self.keys.add(key)
-        if len(self.batch) >= BATCH_SIZE:
+        self.bytes += len(obj.json)
+        if len(self.batch) >= BATCH_SIZE or self.bytes >= BATCH_BYTES:
             self.flush()
 
     def flush(self) -> None:
@@ -137,6 +142,7 @@ class _Batcher:
             self.report.count(result)
         self.batch = []
         self.keys = set()
+        self.bytes = 0
 
 
 def ingest_raw(

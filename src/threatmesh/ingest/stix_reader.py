@@ -58,15 +58,12 @@ def expand_paths(paths: list[str]) -> Iterator[str]:
             raise InputError("no such file or directory", source=name)
 
 
-class _CountingReader(io.RawIOBase):
+class _CountingReader:
     """A binary stream that counts the bytes handed to the parser."""
 
     def __init__(self, inner: IO[bytes]) -> None:
         self.inner = inner
         self.consumed = 0
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, size: int = -1) -> bytes:
         chunk = self.inner.read(size)
@@ -96,6 +93,12 @@ class _Utf8FromText(io.RawIOBase):
             self.pending += chunk.encode("utf-8")
         data, self.pending = self.pending[:size], self.pending[size:]
         return data
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer)
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
 
 
 def _open_binary(name: str, stack: list[IO[Any]]) -> IO[bytes]:

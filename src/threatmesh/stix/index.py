@@ -1,0 +1,134 @@
+"""What a store indexes about one object: refs, markings, text and observables.
+
+Called on every ingested object, so it walks each object once and reads
+indicator patterns with a regular expression rather than the full grammar:
+an index may miss an exotic comparison, the matcher (which uses the grammar)
+may not.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+from threatmesh.stix.model import ObjectIndex
+from threatmesh.stix.observables import normalize, normalize_kind
+
+_TEXT_FIELDS = ("name", "description", "aliases", "x_mitre_aliases", "value", "pattern")
+_VALUE_KINDS = frozenset({"ipv4-addr", "ipv6-addr", "domain-name", "url", "email-addr", "mac-addr"})
+_HASHED_TYPES = frozenset({"file", "artifact", "x509-certificate"})
+# Spec-defined list types that hold no references (§2.5, §2.6); not walking
+# them halves the cost of indexing ATT&CK, whose objects carry long ones.
+_NO_REFS_INSIDE = frozenset({"external_references", "kill_chain_phases"})
+
+# `<type>:value = '...'` and `<type>:hashes.<name> = '...'` (name bare or quoted).
+# Only '=' is taken: other operators do not name one exact value.
+_PATTERN_EQ_RE = re.compile(
+    r"([a-z0-9-]+):(value|hashes\.(?:'[^']+'|[A-Za-z0-9_-]+))\s*=\s*'((?:[^'\\]|\\.)*)'"
+)
+_ESCAPE_RE = re.compile(r"\\(.)")
+
+
+def _walk_refs(value: dict[str, Any], path: str, out: list[tuple[str, str]]) -> None:
+    # Concrete dict/list checks, not the Mapping ABC: parsed JSON holds only
+    # these, and the ABC check made this walk the slowest step of ingest.
+    for key, item in value.items():
+        cls = type(item)
+        if cls is str:
+            if key.endswith("_ref"):
+                out.append((f"{path}.{key}" if path else key, item))
+        elif cls is list:
+            if key.endswith("_refs"):
+                sub = f"{path}.{key}" if path else key
+                out.extend((sub, ref) for ref in item if type(ref) is str)
+            elif key not in _NO_REFS_INSIDE:
+                # List positions are left out of the path: 'granular_markings.marking_ref'
+                # is what a query asks for, whatever the position.
+                for element in item:
+                    if type(element) is dict:
+                        _walk_refs(element, f"{path}.{key}" if path else key, out)
+        elif cls is dict:
+            _walk_refs(item, f"{path}.{key}" if path else key, out)
+
+
+def _markings(obj: Mapping[str, Any]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    refs = obj.get("object_marking_refs")
+    if isinstance(refs, list):
+        for ref in refs:
+            if isinstance(ref, str):
+                seen[ref] = None
+    granular = obj.get("granular_markings")
+    if isinstance(granular, list):
+        for marking in granular:
+            if isinstance(marking, Mapping) and isinstance(marking.get("marking_ref"), str):
+                seen[marking["marking_ref"]] = None
+    return tuple(seen)
+
+
+def _text(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for name in _TEXT_FIELDS:
+        value = obj.get(name)
+        if value is None:
+            continue
+        if type(value) is str:
+            if value:
+                out.append((name, value))
+        elif type(value) is list:
+            out.extend((name, v) for v in value if type(v) is str and v)
+    refs = obj.get("external_references")
+    if type(refs) is list:
+        for ref in refs:
+            if type(ref) is dict:
+                external_id = ref.get("external_id")
+                if type(external_id) is str:
+                    out.append(("external_id", external_id))
+    return out
+
+
+def _add_observable(kind: str, value: str, out: dict[tuple[str, str], None]) -> None:
+    try:
+        out[(normalize_kind(kind), normalize(kind, value))] = None
+    except ValueError:
+        pass  # an index entry is an aid: a value that does not normalise is simply not indexed
+
+
+def pattern_observables(pattern: str) -> list[tuple[str, str]]:
+    """(kind, canonical value) of the equality comparisons in a STIX pattern."""
+    out: dict[tuple[str, str], None] = {}
+    for obj_type, prop, raw in _PATTERN_EQ_RE.findall(pattern):
+        value = _ESCAPE_RE.sub(r"\1", raw) if "\\" in raw else raw
+        if prop == "value":
+            if obj_type in _VALUE_KINDS:
+                _add_observable(obj_type, value, out)
+        else:
+            _add_observable(f"{obj_type}:{prop}", value, out)
+    return list(out)
+
+
+def _observables(obj: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    obj_type = obj.get("type")
+    out: dict[tuple[str, str], None] = {}
+    if obj_type in _VALUE_KINDS and isinstance(obj.get("value"), str):
+        _add_observable(str(obj_type), obj["value"], out)
+    elif obj_type in _HASHED_TYPES and isinstance(obj.get("hashes"), Mapping):
+        for name, digest in obj["hashes"].items():
+            if isinstance(digest, str):
+                _add_observable(f"{obj_type}:hashes.{name}", digest, out)
+    elif obj_type == "indicator" and isinstance(obj.get("pattern"), str):
+        if obj.get("pattern_type", "stix") == "stix":
+            out.update(dict.fromkeys(pattern_observables(obj["pattern"])))
+    return tuple(out)
+
+
+def index_object(obj: Mapping[str, Any]) -> ObjectIndex:
+    """The refs, markings, text and observables of one STIX object (see ObjectIndex)."""
+    refs: list[tuple[str, str]] = []
+    _walk_refs(obj if type(obj) is dict else dict(obj), "", refs)
+    return ObjectIndex(
+        refs=tuple(refs),
+        markings=_markings(obj),
+        text=tuple(_text(obj)),
+        observables=_observables(obj),
+    )

@@ -1,0 +1,191 @@
+"""Named schema migrations for the SQLite store, applied in order on open.
+
+Each migration is a name and a tuple of SQL statements. Applied names are
+recorded in the `migrations` table with the time they were applied, so a store
+opened by a newer threatmesh gains the missing steps and an older one is never
+re-run. Every migration runs in its own transaction: a crash in the middle
+leaves the store at the previous step.
+
+The SQL is kept plain (no SQLite-only types, no triggers) so that a PostgreSQL
+store can mirror the same tables; the FTS5 table is the one SQLite-specific
+piece, and a PostgreSQL store replaces it with a tsvector column.
+
+Tables (all times are integer µs since the Unix epoch):
+
+- objects: one row per stored (id, version); `is_latest` marks the greatest
+  version key of each id; `date_added` is when the version was first stored.
+- memberships: which versions belong to which collection, with the
+  `date_added` the version got there (strictly increasing across the store)
+  and `is_last` / `is_first` marking the newest and oldest member version of
+  each id inside that collection (TAXII `match[version]=last|first`).
+- clock: one row holding the last `date_added` handed out.
+- refs, markings, observables: the ObjectIndex of each version, for reverse
+  lookups (relationships, marking use, IoC lookups).
+- object_fts: FTS5 over ObjectIndex.text, holding latest versions only
+  (rowid = objects.pk).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from threatmesh.errors import StoreError
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: list[Migration] = []
+
+
+def register(name: str, *statements: str) -> Migration:
+    """Add a migration at the end of the sequence; names are unique."""
+    if any(existing.name == name for existing in MIGRATIONS):
+        raise ValueError(f"migration {name!r} registered twice")
+    migration = Migration(name, tuple(statements))
+    MIGRATIONS.append(migration)
+    return migration
+
+
+register(
+    "0001_initial_schema",
+    """CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )""",
+    """CREATE TABLE clock (
+        singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+        last_date_added INTEGER NOT NULL
+    )""",
+    "INSERT INTO clock (singleton, last_date_added) VALUES (1, 0)",
+    """CREATE TABLE collections (
+        id TEXT PRIMARY KEY,
+        api_root TEXT NOT NULL,
+        title TEXT NOT NULL,
+        description TEXT NOT NULL,
+        alias TEXT UNIQUE,
+        public INTEGER NOT NULL,
+        media_types TEXT NOT NULL
+    )""",
+    """CREATE TABLE accounts (
+        name TEXT PRIMARY KEY,
+        key_hash TEXT NOT NULL UNIQUE,
+        is_admin INTEGER NOT NULL,
+        revoked INTEGER NOT NULL,
+        created INTEGER NOT NULL
+    )""",
+    """CREATE TABLE objects (
+        pk INTEGER PRIMARY KEY,
+        id TEXT NOT NULL,
+        version TEXT NOT NULL,
+        type TEXT NOT NULL,
+        spec_version TEXT NOT NULL,
+        json BLOB NOT NULL,
+        tlp TEXT,
+        source TEXT NOT NULL,
+        revoked INTEGER NOT NULL,
+        upgraded_from TEXT,
+        created_by_ref TEXT,
+        date_added INTEGER NOT NULL,
+        is_latest INTEGER NOT NULL,
+        UNIQUE (id, version)
+    )""",
+    "CREATE INDEX objects_type_latest ON objects (type, is_latest)",
+    "CREATE INDEX objects_created_by_ref ON objects (created_by_ref)",
+    """CREATE TABLE memberships (
+        collection_id TEXT NOT NULL REFERENCES collections (id),
+        pk INTEGER NOT NULL REFERENCES objects (pk),
+        date_added INTEGER NOT NULL,
+        is_last INTEGER NOT NULL,
+        is_first INTEGER NOT NULL,
+        PRIMARY KEY (collection_id, pk)
+    )""",
+    "CREATE UNIQUE INDEX memberships_date_added ON memberships (collection_id, date_added)",
+    "CREATE INDEX memberships_pk ON memberships (pk)",
+    # The index tables are clustered on their primary key (WITHOUT ROWID: one
+    # b-tree instead of two); PostgreSQL simply drops the clause.
+    """CREATE TABLE refs (
+        pk INTEGER NOT NULL REFERENCES objects (pk),
+        path TEXT NOT NULL,
+        target TEXT NOT NULL,
+        PRIMARY KEY (pk, path, target)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX refs_target ON refs (target)",
+    """CREATE TABLE markings (
+        pk INTEGER NOT NULL REFERENCES objects (pk),
+        marking_id TEXT NOT NULL,
+        PRIMARY KEY (pk, marking_id)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX markings_marking_id ON markings (marking_id)",
+    """CREATE TABLE observables (
+        kind TEXT NOT NULL,
+        value TEXT NOT NULL,
+        pk INTEGER NOT NULL REFERENCES objects (pk),
+        PRIMARY KEY (kind, value, pk)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX observables_pk ON observables (pk)",
+    # unicode61 with diacritics folded: 'Fancy Bear' and 'fancy bear' match.
+    """CREATE VIRTUAL TABLE object_fts USING fts5 (
+        body,
+        tokenize = 'unicode61 remove_diacritics 2'
+    )""",
+)
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def pending_migrations(conn: sqlite3.Connection) -> list[Migration]:
+    """Migrations not yet recorded in the store, in order."""
+    has_table = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'migrations'"
+    ).fetchone()
+    applied: set[str] = set()
+    if has_table:
+        applied = {row[0] for row in conn.execute("SELECT name FROM migrations")}
+    return [m for m in MIGRATIONS if m.name not in applied]
+
+
+def apply_migrations(conn: sqlite3.Connection) -> list[str]:
+    """Apply every pending migration, each in its own transaction; return their names.
+
+    `conn` must be in autocommit mode (isolation_level=None): transactions are
+    explicit here.
+    """
+    done: list[str] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)"
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    for migration in MIGRATIONS:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Checked inside the write lock: another process may have just applied it.
+            if conn.execute("SELECT 1 FROM migrations WHERE name = ?", (migration.name,)).fetchone():
+                conn.execute("ROLLBACK")
+                continue
+            for statement in migration.statements:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (migration.name, _now_us())
+            )
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise StoreError(f"migration {migration.name} failed: {exc}") from exc
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        done.append(migration.name)
+    return done
