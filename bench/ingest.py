@@ -75,17 +75,22 @@ def time_stix2(path: Path) -> tuple[float, int]:
 
 def peak_memory(path: Path) -> tuple[int, int]:
     """(peak RSS growth during ingest, baseline RSS) of a child process, in bytes."""
+    # ru_maxrss survives exec (it would report this parent's peak), so the child
+    # resets its own high-water mark through /proc and reads VmHWM afterwards.
     code = (
-        "import resource, sys, tempfile\n"
+        "import sys, tempfile\n"
         "from pathlib import Path\n"
         "from threatmesh.ingest.pipeline import ingest_paths\n"
         "from threatmesh.node import init_node\n"
+        "def status(key):\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith(key): return int(line.split()[1]) * 1024\n"
         "home = tempfile.mkdtemp()\n"
         "node = init_node(Path(home) / 'n', 'bench', environ={}).node\n"
-        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "open('/proc/self/clear_refs', 'w').write('5')\n"
+        "base = status('VmRSS')\n"
         "ingest_paths([sys.argv[1]], node.store, collection_id=node.default_collection.id)\n"
-        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "print(base * 1024, peak * 1024)\n"
+        "print(base, status('VmHWM'))\n"
     )
     result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
     base, peak = (int(x) for x in result.stdout.split())

@@ -309,33 +309,45 @@ def stats(
 def export(
     ctx: typer.Context,
     output: str = typer.Option(..., "--output", "-o", help="File to write, or - for stdout."),
-    fmt: ExportFormat = typer.Option(ExportFormat.stix, "--format", "-f", help="Output format."),
+    fmt: str = typer.Option("stix", "--format", "-f", help="Output format (see `threatmesh export --help`)."),
     collection: Optional[str] = typer.Option(None, "--collection", "-c", help="Only this collection (id or alias)."),
     all_versions: bool = typer.Option(False, "--all-versions", help="Every stored version, not only the latest."),
+    types: Optional[str] = typer.Option(None, "--type", help="Comma-separated types to keep (STIX types, or indicator kinds for tool formats)."),
     json_out: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
 ) -> None:
-    """Export the operator's own full view as a STIX 2.1 bundle (objects exactly as stored)."""
-    from threatmesh.export.stix import export_bundle
+    """Export the operator's own full view (objects exactly as stored).
+
+    Formats: see FORMATS below; every export passes through the node's egress policy.
+    """
+    from threatmesh.export.formats import FORMATS
+    from threatmesh.export.select import ExportOptions
     from threatmesh.share.policy import Recipient
 
+    exporter = FORMATS.get(fmt)
+    if exporter is None:
+        raise typer.BadParameter(f"unknown format {fmt!r}; choose from {', '.join(sorted(FORMATS))}",
+                                 param_hint="--format")
     with _node(ctx) as node:
-        collection_id = node.collection(collection).id if collection else None
+        options = ExportOptions(
+            collection_id=node.collection(collection).id if collection else None,
+            all_versions=all_versions,
+            types=tuple(t.strip() for t in types.split(",") if t.strip()) if types else (),
+        )
         stream = sys.stdout.buffer if output == "-" else open(output, "wb")
         try:
             with _progress() as progress:
                 task = progress.add_task("exporting", total=None, rate="")
-                report = export_bundle(node.store, stream, recipient=Recipient.operator(),
-                                       default_tlp=node.settings.default_tlp, collection_id=collection_id,
-                                       all_versions=all_versions,
-                                       progress=lambda n: progress.update(task, advance=n))
+                tally = exporter(node.store, stream, recipient=Recipient.operator(),
+                                 default_tlp=node.settings.default_tlp, options=options,
+                                 progress=lambda n: progress.update(task, advance=n))
         finally:
             if stream is not sys.stdout.buffer:
                 stream.close()
-    data = {"written": report.written, "withheld": report.withheld, "output": output}
+    data = {"format": fmt, "written": tally.written, "withheld": tally.withheld, "output": output}
     if json_out:
         _print_json(data)
     elif output != "-":
-        err.print(f"wrote {report.written:,} objects to {output}", markup=False)
+        err.print(f"wrote {tally.written:,} objects to {output}", markup=False)
 
 
 # -- demo / serve -------------------------------------------------------------------
@@ -413,6 +425,12 @@ def _is_loopback(host: str, ipaddress: Any) -> bool:
 def version() -> None:
     """Print the version."""
     out.print(f"threatmesh {__version__}")
+
+
+# -- commands of the other capabilities, each in its own module ----------------------
+# (each module's `register(app)` adds its commands or sub-commands)
+for _module in ():
+    __import__(f"threatmesh.{_module}", fromlist=["register"]).register(app)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -11,7 +11,8 @@ import pytest
 from tests.conftest import corpus_path
 from threatmesh.ingest.pipeline import ingest_paths
 from threatmesh.node import Node, init_node
-from threatmesh.export.stix import export_bundle
+from threatmesh.export.select import ExportOptions
+from threatmesh.export.stix import export_stix
 from threatmesh.share.policy import Recipient
 
 
@@ -29,7 +30,8 @@ def _ingest(node: Node, *paths: Path, strict: bool = False):  # type: ignore[no-
 def _export(node: Node, tmp_path: Path, all_versions: bool = False) -> list[dict]:  # type: ignore[type-arg]
     out = tmp_path / "export.json"
     with out.open("wb") as stream:
-        export_bundle(node.store, stream, recipient=Recipient.operator(), default_tlp="amber", all_versions=all_versions)
+        export_stix(node.store, stream, recipient=Recipient.operator(), default_tlp="amber",
+                    options=ExportOptions(all_versions=all_versions))
     return json.loads(out.read_bytes())["objects"]  # type: ignore[no-any-return]
 
 

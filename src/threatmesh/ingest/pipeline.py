@@ -8,6 +8,7 @@ transaction, so a kill leaves a consistent prefix and a re-run completes it.
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -17,7 +18,7 @@ from threatmesh.stix.model import StixObject
 from threatmesh.stix.parse import parse_object
 from threatmesh.store.protocol import PutOutcome, PutResult, Store
 
-BATCH_SIZE = 2_000
+BATCH_SIZE = 1000
 # A batch is also cut at this many bytes of JSON, so a few huge objects never
 # pile up in memory (each object is held as parsed data, JSON and index text).
 BATCH_BYTES = 8 * 1024 * 1024
@@ -110,7 +111,12 @@ Progress = Callable[[int], None]  # called with the number of objects just handl
 
 
 class _Batcher:
-    """Collects parsed objects and writes them in batches of distinct (id, version)."""
+    """Collects parsed objects and writes them in batches of distinct (id, version).
+
+    Writes run on one background thread while the caller parses the next batch
+    (SQLite releases the GIL while it works), with at most one batch waiting, so
+    memory stays bounded. Results are counted in the order batches were made.
+    """
 
     def __init__(self, store: Store, collection_id: str, source: str, tlp: str | None, report: SourceReport) -> None:
         self.store = store
@@ -121,6 +127,8 @@ class _Batcher:
         self.batch: list[StixObject] = []
         self.keys: set[tuple[str, str]] = set()
         self.bytes = 0
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
+        self.pending: Future[list[PutResult]] | None = None
 
     def add(self, obj: StixObject) -> None:
         key = (obj.id, obj.version)
@@ -135,14 +143,31 @@ class _Batcher:
             self.flush()
 
     def flush(self) -> None:
+        """Hand the current batch to the writer (after the previous one is done)."""
+        self._collect()
         if not self.batch:
             return
-        results = self.store.put_objects(self.batch, collection_id=self.collection_id, source=self.source, tlp=self.tlp)
-        for result in results:
-            self.report.count(result)
+        batch = self.batch
+        self.pending = self.pool.submit(
+            self.store.put_objects, batch, collection_id=self.collection_id, source=self.source, tlp=self.tlp
+        )
         self.batch = []
         self.keys = set()
         self.bytes = 0
+
+    def _collect(self) -> None:
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            for result in pending.result():  # re-raises a store error here, in the caller
+                self.report.count(result)
+
+    def close(self) -> None:
+        """Write what is left and wait for it."""
+        try:
+            self.flush()
+            self._collect()
+        finally:
+            self.pool.shutdown(wait=True)
 
 
 def ingest_raw(
@@ -183,7 +208,7 @@ def ingest_raw(
     except InputError as exc:
         report.error = exc.describe()
     finally:
-        batcher.flush()
+        batcher.close()
         if progress and pending_progress:
             progress(pending_progress)
 

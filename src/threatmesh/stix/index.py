@@ -20,6 +20,9 @@ _HASHED_TYPES = frozenset({"file", "artifact", "x509-certificate"})
 # Spec-defined list types that hold no references (§2.5, §2.6); not walking
 # them halves the cost of indexing ATT&CK, whose objects carry long ones.
 _NO_REFS_INSIDE = frozenset({"external_references", "kill_chain_phases"})
+# Marking references are indexed as `markings`; repeating them as refs would
+# double the rows a store writes for every marked object.
+_MARKING_KEYS = frozenset({"object_marking_refs", "granular_markings"})
 
 # `<type>:value = '...'` and `<type>:hashes.<name> = '...'` (name bare or quoted).
 # Only '=' is taken: other operators do not name one exact value.
@@ -33,6 +36,8 @@ def _walk_refs(value: dict[str, Any], path: str, out: list[tuple[str, str]]) -> 
     # Concrete dict/list checks, not the Mapping ABC: parsed JSON holds only
     # these, and the ABC check made this walk the slowest step of ingest.
     for key, item in value.items():
+        if not path and key in _MARKING_KEYS:
+            continue
         cls = type(item)
         if cls is str:
             if key.endswith("_ref"):
