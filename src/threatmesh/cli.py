@@ -157,6 +157,8 @@ def ingest(
     collection: Optional[str] = typer.Option(None, "--collection", "-c", help="Collection id or alias (default: the node's default)."),
     tlp: Optional[TLPLevel] = typer.Option(None, "--tlp", help="TLP the data was received under; objects keep their own stricter marking."),
     strict: bool = typer.Option(False, "--strict", help="Reject objects that break the STIX 2.1 specification (checked by stix2-validator)."),
+    fmt: str = typer.Option("auto", "--format", "-f", help="Input format; 'auto' detects it from each file's content."),
+    mapping: Optional[str] = typer.Option(None, "--map", help="Column mapping for tables, e.g. type=Indicator_type,value=Data."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Ingest STIX 2.0/2.1 bundles, lists of objects or single objects.
@@ -164,8 +166,10 @@ def ingest(
     Every version is kept; the summary counts new, updated (newer version), older (added to history),
     unchanged and rejected objects per file. Exit code 3 when anything was rejected or unreadable.
     """
+    from threatmesh.ingest.formats import ReadOptions
     from threatmesh.ingest.pipeline import ingest_paths
 
+    options = ReadOptions(mapping=_parse_mapping(mapping))
     with _node(ctx) as node:
         target = node.collection(collection)
         with _progress() as progress:
@@ -183,8 +187,8 @@ def ingest(
             def on_source(label: str) -> None:
                 progress.update(task, description=f"ingesting {_short(label)}")
 
-            report = ingest_paths(paths, node.store, collection_id=target.id, tlp=tlp.value if tlp else None, strict=strict,
-                                  progress=advance, on_source=on_source)
+            report = ingest_paths(paths, node.store, collection_id=target.id, tlp=tlp.value if tlp else None,
+                                  strict=strict, fmt=fmt, options=options, progress=advance, on_source=on_source)
             progress.update(task, description="ingested")
     if json_out:
         _print_json(report.as_dict())
@@ -192,6 +196,19 @@ def ingest(
         _print_ingest_summary(report)
     if report.rejected or report.failed_sources:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def _parse_mapping(text: Optional[str]) -> dict[str, str]:
+    """'type=Indicator_type,value=Data' -> {'type': 'Indicator_type', 'value': 'Data'}."""
+    if not text:
+        return {}
+    pairs = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise typer.BadParameter(f"expected FIELD=COLUMN, got {part!r}", param_hint="--map")
+        pairs[key.strip()] = value.strip()
+    return pairs
 
 
 def _short(label: str, width: int = 40) -> str:
@@ -390,9 +407,8 @@ def serve(
     """Serve the node: TAXII 2.1 API under /taxii2/ and a health check at /health."""
     import ipaddress
 
-    import uvicorn
-
     from threatmesh.web.app import create_app
+    from threatmesh.web.tls import run_server
 
     with _node(ctx) as node:
         settings = node.settings
@@ -408,8 +424,8 @@ def serve(
                   markup=False, highlight=False)
         err.print(f"  node home {settings.home}; health at {scheme}://{shown}:{port}/health", markup=False)
         err.print("  authenticate with the admin API key printed by `threatmesh init`", markup=False)
-        uvicorn.run(create_app(settings, node.store), host=host, port=port, log_level="warning",
-                    ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None)
+        # TLS 1.2+ only, AEAD suites with forward secrecy, no 0-RTT: see threatmesh.web.tls.
+        run_server(create_app(settings, node.store), host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)
 
 
 def _is_loopback(host: str, ipaddress: Any) -> bool:
@@ -429,7 +445,7 @@ def version() -> None:
 
 # -- commands of the other capabilities, each in its own module ----------------------
 # (each module's `register(app)` adds its commands or sub-commands)
-for _module in ():
+for _module in ("cli_taxii",):
     __import__(f"threatmesh.{_module}", fromlist=["register"]).register(app)
 
 

@@ -54,7 +54,7 @@ def test_not_json_at_all(node: Node, tmp_path: Path) -> None:
     path = tmp_path / "notes.json"
     path.write_text("hello, this is prose")
     report = _ingest(node, path)
-    assert "not JSON" in (report.sources[0].error or "")
+    assert "unrecognised format" in (report.sources[0].error or "")
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-8-sig"])
@@ -142,3 +142,21 @@ def test_200_mb_file_streams_in_bounded_memory(tmp_path: Path) -> None:
     new, rejected, grown = (int(x) for x in done.stdout.split())
     assert (new, rejected) == (200, 0)
     assert grown < size / 2, f"ingest grew by {grown / 1e6:.0f} MB for a {size / 1e6:.0f} MB file"
+
+
+def test_stdin_is_detected_and_named(node: Node, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    payload = json.dumps({"type": "bundle", "id": "bundle--7d3c1f2e-5f74-4287-9642-33f4c354e56d",
+                          "objects": [indicator(60), {"type": "indicator"}]}).encode()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(payload)))
+    report = ingest_paths(["-"], node.store, collection_id=node.default_collection.id)
+    (source,) = report.sources
+    assert source.source == "<stdin>" and source.new == 1
+    assert source.rejected[0].location.startswith("<stdin>, objects[1]")
+
+
+def test_unknown_format_name_is_reported(node: Node, tmp_path: Path) -> None:
+    path = write_bundle(tmp_path / "x.json", [indicator(61)])
+    report = ingest_paths([str(path)], node.store, collection_id=node.default_collection.id, fmt="nonsense")
+    assert "unknown format 'nonsense'" in (report.sources[0].error or "")

@@ -27,10 +27,9 @@ def test_refs_at_any_depth_and_markings() -> None:
         ("created_by_ref", "identity--1"),
         ("object_refs", "indicator--1"),
         ("object_refs", "malware--1"),
-        ("object_marking_refs", GREEN),
-        ("granular_markings.marking_ref", RED),
         ("extensions.extension-definition--x.x_thing_ref", "identity--2"),
     }
+    # marking references are indexed as markings only, not repeated as refs
     assert index.markings == (GREEN, RED)
     assert ("external_id", "T1001") in index.text
 

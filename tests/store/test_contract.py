@@ -685,3 +685,119 @@ def test_query_matches_reference_model(
 
 
 _example_numbers = itertools.count()
+
+
+# -- TAXII serving: API roots, rights, statuses, audit, delete (issue 3) -----------------
+
+
+def test_api_roots(store: Store) -> None:
+    from threatmesh.store.protocol import ApiRoot
+
+    # The default root exists from the start, and roots named by collections too.
+    assert "default" in [r.name for r in store.list_api_roots()]
+    root = store.add_api_root(ApiRoot("trusted", "Trusted", "allies only", max_content_length=1000))
+    assert store.get_api_root("trusted") == root
+    with pytest.raises(Conflict):
+        store.add_api_root(ApiRoot("trusted", "again"))
+    with pytest.raises(NotFound):
+        store.get_api_root("nope")
+    store.add_collection(Collection(id="0ba8a0e3-5bf0-4bd7-a5b5-3a0e7c18a1f2", title="x", api_root="implied"))
+    names = [r.name for r in store.list_api_roots()]
+    assert names == sorted(names) and {"default", "trusted", "implied"} <= set(names)
+
+
+def test_api_roots_survive_reopen(open_store: Callable[..., Store]) -> None:
+    from threatmesh.store.protocol import ApiRoot
+
+    s = open_store("roots")
+    s.add_api_root(ApiRoot("kept", "Kept", max_content_length=77))
+    s.close()
+    assert open_store("roots").get_api_root("kept").max_content_length == 77
+
+
+def test_grant_and_rights(store: Store, c1: str, c2: str) -> None:
+    from threatmesh.store.protocol import Rights
+
+    store.add_account(Account(name="peer", key_hash="sha256:peer"))
+    assert store.rights("peer", c1) == Rights()
+    store.grant("peer", c1, read=True, write=False)
+    store.grant("peer", c2, read=True, write=True)
+    assert store.rights("peer", c1) == Rights(read=True, write=False)
+    assert store.rights("peer", c2) == Rights(read=True, write=True)
+    store.grant("peer", c1, read=False, write=True)  # replaces, does not add
+    assert store.rights("peer", c1) == Rights(read=False, write=True)
+    store.grant("peer", c2, read=False, write=False)
+    assert store.rights("peer", c2) == Rights()
+    assert store.rights("stranger", c1) == Rights()
+    with pytest.raises(NotFound):
+        store.grant("stranger", c1, read=True, write=False)
+    with pytest.raises(NotFound):
+        store.grant("peer", "2f0e3e0b-31a8-4a2c-9a43-ec3f3c1b1d11", read=True, write=False)
+
+
+def test_statuses_kept_read_back_and_purged(store: Store) -> None:
+    from threatmesh.store.protocol import StatusDetail, TaxiiStatus
+
+    status = TaxiiStatus(
+        id="0e1d7e5b-1f5c-4d59-9e6e-0f6b0d2ad0a1", api_root="default", account="peer", complete=True,
+        request_timestamp=1_000,
+        successes=(StatusDetail(ind(1), ts(1)),),
+        failures=(StatusDetail(ind(2), ts(2), "no pattern"), StatusDetail("objects[3]", ts(0), "not JSON")),
+    )
+    store.put_status(status)
+    assert store.get_status(status.id) == status
+    later = TaxiiStatus(id="5f0d7e5b-1f5c-4d59-9e6e-0f6b0d2ad0a1", api_root="default", account=None,
+                        complete=False, request_timestamp=5_000, pendings=(StatusDetail(ind(3), ts(3)),))
+    store.put_status(later)
+    assert store.purge_statuses(older_than=2_000) == 1
+    with pytest.raises(NotFound):
+        store.get_status(status.id)
+    assert store.get_status(later.id) == later
+
+
+def test_audit_log_newest_first_and_filtered(store: Store) -> None:
+    store.audit("alice", "GET", "/taxii2/default/collections/", 200, 3)
+    store.audit(None, "GET", "/taxii2/", 401, 0)
+    store.audit("bob", "POST", "/taxii2/default/collections/x/objects/", 202, 10)
+    store.audit("alice", "DELETE", "/taxii2/default/collections/x/objects/y/", 200, 1)
+    log = store.audit_log()
+    assert [(e.account, e.method, e.status, e.objects) for e in log] == [
+        ("alice", "DELETE", 200, 1), ("bob", "POST", 202, 10), (None, "GET", 401, 0), ("alice", "GET", 200, 3)]
+    assert [e.method for e in store.audit_log(account="alice")] == ["DELETE", "GET"]
+    assert len(store.audit_log(limit=2)) == 2
+    assert log[0].time >= log[-1].time > 0
+    assert store.audit_log(since=log[0].time) == []
+
+
+def test_delete_object_versions_from_a_collection(store: Store, c1: str, c2: str, make: Make) -> None:
+    store.put_objects([make(ind(1), ts(v)) for v in (1, 2, 3)] + [make(ind(2), ts(1))], collection_id=c1, source="t")
+    store.put_objects([make(ind(1), ts(2))], collection_id=c2, source="t")
+
+    def versions_in(collection_id: str, which: str) -> list[str]:
+        page = store.query(ObjectQuery(collection_id, ids=(ind(1),), versions=(which,)))
+        return [v.version for v in page.items]
+
+    assert store.delete_object(c1, ind(1), ("last",)) == 1
+    assert versions_in(c1, "all") == [ts(1), ts(2)]
+    assert versions_in(c1, "last") == [ts(2)]  # the markers follow
+    assert store.delete_object(c1, ind(1), (ts(9),)) == 0
+    assert store.delete_object(c1, ind(1), ("all",), spec_versions=("2.0",)) == 0
+    assert store.delete_object(c1, ind(1), ("first",)) == 1
+    assert versions_in(c1, "first") == versions_in(c1, "last") == [ts(2)]
+    assert store.delete_object(c1, ind(1)) == 1
+    assert versions_in(c1, "all") == []
+    # Other collections and other ids are untouched; history stays in the store.
+    assert versions_in(c2, "all") == [ts(2)]
+    assert [v.id for v in all_in(store, c1)] == [ind(2)]
+    assert [v.version for v in store.get_versions(ind(1))] == [ts(1), ts(2), ts(3)]
+    with pytest.raises(NotFound):
+        store.delete_object("2f0e3e0b-31a8-4a2c-9a43-ec3f3c1b1d11", ind(1))
+
+
+def test_deleted_version_can_join_again(store: Store, c1: str, make: Make) -> None:
+    store.put_objects([make(ind(1), ts(1))], collection_id=c1, source="t")
+    before = all_in(store, c1)[0].date_added
+    store.delete_object(c1, ind(1))
+    store.put_objects([make(ind(1), ts(1))], collection_id=c1, source="t")
+    again = all_in(store, c1)
+    assert [v.version for v in again] == [ts(1)] and again[0].date_added > before

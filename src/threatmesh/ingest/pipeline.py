@@ -7,13 +7,18 @@ transaction, so a kill leaves a consistent prefix and a re-run completes it.
 
 from __future__ import annotations
 
+import shutil
+import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from threatmesh.errors import InputError, InvalidObject
-from threatmesh.ingest.stix_reader import RawObject, expand_paths, read_stix
+from threatmesh.ingest.formats import ReadOptions, Rejected, directory_suffixes, reader_for
+from threatmesh.ingest.stix_reader import RawObject, expand_paths
 from threatmesh.stix.model import StixObject
 from threatmesh.stix.parse import parse_object
 from threatmesh.store.protocol import PutOutcome, PutResult, Store
@@ -171,7 +176,7 @@ class _Batcher:
 
 
 def ingest_raw(
-    raws: Iterable[RawObject],
+    raws: Iterable[RawObject | Rejected],
     store: Store,
     report: SourceReport,
     *,
@@ -190,6 +195,9 @@ def ingest_raw(
     pending_progress = 0
     try:
         for raw in raws:
+            if isinstance(raw, Rejected):
+                report.rejected.append(Rejection(raw.location, raw.reason, raw.object_id))
+                continue
             try:
                 obj = parse_object(raw.data, strict=strict)
             except InvalidObject as exc:
@@ -227,36 +235,76 @@ def ingest_paths(
     collection_id: str,
     tlp: str | None = None,
     strict: bool = False,
+    fmt: str | None = None,
+    options: ReadOptions | None = None,
     progress: Progress | None = None,
     on_source: Callable[[str], None] | None = None,
 ) -> IngestReport:
-    """Ingest files, directories (recursively) and '-' (stdin) into one collection."""
+    """Ingest files, directories (recursively) and '-' (stdin) into one collection.
+
+    Each source's format is detected from its content unless `fmt` names one.
+    """
     started = time.perf_counter()
     report = IngestReport()
+    options = options or ReadOptions()
     for name in _safe_expand(paths, report):
-        label = "<stdin>" if name == "-" else name
-        if on_source:
-            on_source(label)
-        source_report = SourceReport(label)
-        report.sources.append(source_report)
-        ingest_raw(
-            read_stix(name),
-            store,
-            source_report,
-            collection_id=collection_id,
-            source=f"file:{label}",
-            tlp=tlp,
-            strict=strict,
-            progress=progress,
-        )
+        with _spooled_stdin(name) as path:
+            label = "<stdin>" if name == "-" else name
+            if on_source:
+                on_source(label)
+            source_report = SourceReport(label)
+            report.sources.append(source_report)
+            try:
+                reader = reader_for(path, fmt)
+            except InputError as exc:
+                source_report.error = f"{label}: {exc.reason}"
+                continue
+            ingest_raw(
+                _relabelled(reader.read(path, options), path, label),
+                store,
+                source_report,
+                collection_id=collection_id,
+                source=f"file:{label}",
+                tlp=tlp,
+                strict=strict,
+                progress=progress,
+            )
     report.seconds = time.perf_counter() - started
     return report
+
+
+@contextmanager
+def _spooled_stdin(name: str) -> Iterator[str]:
+    """stdin copied to a temporary file, so that its format can be detected like a file's."""
+    if name != "-":
+        yield name
+        return
+    with tempfile.NamedTemporaryFile(prefix="threatmesh-stdin-") as spool:
+        shutil.copyfileobj(sys.stdin.buffer, spool)
+        spool.flush()
+        yield spool.name
+
+
+def _relabelled(items: Iterable[RawObject | Rejected], path: str, label: str) -> Iterator[RawObject | Rejected]:
+    """Name stdin '<stdin>' in locations, not by its temporary file."""
+    if path == label:
+        yield from items
+        return
+    try:
+        for item in items:
+            if isinstance(item, RawObject):
+                yield RawObject(label, item.index, item.data)
+            else:
+                yield Rejected(item.location.replace(path, label), item.reason, item.object_id)
+    except InputError as exc:
+        exc.source = label
+        raise
 
 
 def _safe_expand(paths: list[str], report: IngestReport) -> Iterator[str]:
     """Expand each path on its own, so one missing path is reported and the rest go on."""
     for name in paths:
         try:
-            yield from expand_paths([name])
+            yield from expand_paths([name], directory_suffixes())
         except InputError as exc:
             report.sources.append(SourceReport(name, error=exc.describe()))

@@ -41,8 +41,8 @@ class RawObject:
     data: Any
 
 
-def expand_paths(paths: list[str]) -> Iterator[str]:
-    """Files named, and every STIX file under the directories named, in a stable order."""
+def expand_paths(paths: list[str], suffixes: tuple[str, ...] = STIX_SUFFIXES) -> Iterator[str]:
+    """Files named, and every file under the directories named whose name ends in `suffixes`, in a stable order."""
     for name in paths:
         if name == "-":
             yield name
@@ -50,7 +50,7 @@ def expand_paths(paths: list[str]) -> Iterator[str]:
         path = Path(name)
         if path.is_dir():
             for child in sorted(path.rglob("*")):
-                if child.is_file() and child.name.lower().endswith(STIX_SUFFIXES):
+                if child.is_file() and child.name.lower().endswith(suffixes):
                     yield str(child)
         elif path.exists():
             yield str(path)

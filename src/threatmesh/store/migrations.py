@@ -137,6 +137,111 @@ register(
 )
 
 
+# TAXII serving (issue 3): API roots, per-account collection rights, POST
+# statuses kept for reading later, and the audit log of every request.
+register(
+    "0002_taxii_serving",
+    """CREATE TABLE api_roots (
+        name TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        description TEXT NOT NULL,
+        max_content_length INTEGER
+    )""",
+    # Every API root that collections already name, and the default one.
+    """INSERT INTO api_roots (name, title, description, max_content_length)
+        SELECT DISTINCT api_root, api_root, '', NULL FROM collections""",
+    """INSERT INTO api_roots (name, title, description, max_content_length)
+        SELECT 'default', 'default', '', NULL
+        WHERE NOT EXISTS (SELECT 1 FROM api_roots WHERE name = 'default')""",
+    """CREATE TABLE collection_rights (
+        account TEXT NOT NULL REFERENCES accounts (name),
+        collection_id TEXT NOT NULL REFERENCES collections (id),
+        can_read INTEGER NOT NULL,
+        can_write INTEGER NOT NULL,
+        PRIMARY KEY (account, collection_id)
+    )""",
+    """CREATE TABLE taxii_statuses (
+        id TEXT PRIMARY KEY,
+        api_root TEXT NOT NULL,
+        account TEXT,
+        complete INTEGER NOT NULL,
+        request_timestamp INTEGER NOT NULL,
+        details BLOB NOT NULL
+    )""",
+    "CREATE INDEX taxii_statuses_request_timestamp ON taxii_statuses (request_timestamp)",
+    """CREATE TABLE audit_log (
+        seq INTEGER PRIMARY KEY,
+        time INTEGER NOT NULL,
+        account TEXT,
+        method TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        objects INTEGER NOT NULL
+    )""",
+    "CREATE INDEX audit_log_account ON audit_log (account, seq)",
+    "CREATE INDEX audit_log_time ON audit_log (time)",
+)
+
+
+# Federation (issue 4): peers, their sync cursors, what each peer is known to
+# hold (so nothing is sent back or sent twice), sync health per peer, and the
+# objects a peer sent that were refused (tampered, invalid).
+register(
+    "0003_peers_and_sync",
+    """CREATE TABLE peers (
+        name TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        credential TEXT,
+        account TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        cleared_for TEXT NOT NULL,
+        groups TEXT NOT NULL,
+        pull TEXT NOT NULL,
+        push TEXT NOT NULL,
+        public_key TEXT,
+        created INTEGER NOT NULL
+    )""",
+    # position: the remote added_after timestamp (pull) or the local date_added in µs (push).
+    """CREATE TABLE sync_cursors (
+        peer TEXT NOT NULL,
+        direction TEXT NOT NULL,
+        collection TEXT NOT NULL,
+        position TEXT NOT NULL,
+        updated INTEGER NOT NULL,
+        PRIMARY KEY (peer, direction, collection)
+    )""",
+    """CREATE TABLE peer_holds (
+        peer TEXT NOT NULL,
+        id TEXT NOT NULL,
+        version TEXT NOT NULL,
+        time INTEGER NOT NULL,
+        received INTEGER NOT NULL,
+        PRIMARY KEY (peer, id, version)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE sync_state (
+        peer TEXT PRIMARY KEY,
+        last_attempt INTEGER NOT NULL,
+        last_success INTEGER NOT NULL,
+        last_error TEXT,
+        failures INTEGER NOT NULL,
+        sent INTEGER NOT NULL,
+        received INTEGER NOT NULL,
+        refused INTEGER NOT NULL,
+        failed INTEGER NOT NULL,
+        rejected INTEGER NOT NULL
+    )""",
+    """CREATE TABLE peer_rejections (
+        seq INTEGER PRIMARY KEY,
+        peer TEXT NOT NULL,
+        time INTEGER NOT NULL,
+        object_id TEXT NOT NULL,
+        version TEXT NOT NULL,
+        reason TEXT NOT NULL
+    )""",
+    "CREATE INDEX peer_rejections_peer ON peer_rejections (peer, seq)",
+)
+
+
 def _now_us() -> int:
     return time.time_ns() // 1000
 

@@ -106,6 +106,108 @@ class StoreStats:
     size_bytes: int = 0
 
 
+# -- TAXII serving: API roots, rights, statuses, audit --------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApiRoot:
+    """A TAXII API root (TAXII 2.1 §4.2): served at /taxii2/{name}/ with its own collections."""
+
+    name: str  # one URL path segment
+    title: str
+    description: str = ""
+    max_content_length: int | None = None  # None: the node's setting
+
+
+@dataclass(frozen=True, slots=True)
+class Rights:
+    """What one account may do in one collection (TAXII can_read / can_write)."""
+
+    read: bool = False
+    write: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StatusDetail:
+    """TAXII 2.1 §4.3.2 status-details: a STIX id, its version, and a message for failures."""
+
+    id: str
+    version: str
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaxiiStatus:
+    """The outcome of one TAXII POST (§4.3.1), kept so that it can be read again later."""
+
+    id: str  # a UUID v4
+    api_root: str
+    account: str | None
+    complete: bool
+    request_timestamp: int  # µs
+    successes: tuple[StatusDetail, ...] = ()
+    failures: tuple[StatusDetail, ...] = ()
+    pendings: tuple[StatusDetail, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One request served, as the audit log keeps it."""
+
+    time: int  # µs
+    account: str | None  # None: anonymous
+    method: str
+    endpoint: str
+    status: int
+    objects: int  # objects returned, posted or deleted
+
+
+
+# -- federation: peers and their sync state (issue 4) ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """Another node (or any TAXII 2.1 server) this node shares with."""
+
+    name: str
+    url: str  # the peer's TAXII API root (or discovery) URL
+    account: str  # the local account the peer uses to reach this node
+    credential: str | None = None  # what this node presents there: an API key, or 'user:password'
+    role: str = "partner"  # 'community' peers may receive TLP:GREEN
+    cleared_for: tuple[str, ...] = ()  # 'amber', 'amber+strict'
+    groups: tuple[str, ...] = ()  # sharing groups the peer belongs to
+    pull: tuple[str, ...] = ("default",)  # remote collections (ids or aliases) to pull
+    push: tuple[str, ...] = ("default",)  # remote collections to push to
+    public_key: str | None = None  # the peer's signing key, once exchanged
+    created: int = 0  # µs
+
+
+@dataclass(frozen=True, slots=True)
+class PeerSyncState:
+    """Health and running totals of the sync with one peer."""
+
+    peer: str
+    last_attempt: int = 0  # µs
+    last_success: int = 0  # µs; 0: never
+    last_error: str | None = None
+    failures: int = 0  # consecutive failed rounds: drives the retry backoff
+    sent: int = 0
+    received: int = 0
+    refused: int = 0  # withheld by the egress policy
+    failed: int = 0  # refused by the peer, or lost to an error
+    rejected: int = 0  # sent by the peer but refused here (tampered, invalid)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerRejection:
+    peer: str
+    time: int  # µs
+    object_id: str
+    version: str
+    reason: str
+
+
 @runtime_checkable
 class Store(Protocol):
     # -- lifecycle --------------------------------------------------------
@@ -186,3 +288,123 @@ class Store(Protocol):
         ...
 
     def stats(self) -> StoreStats: ...
+
+    # -- TAXII API roots -------------------------------------------------------
+    def add_api_root(self, root: ApiRoot) -> ApiRoot:
+        """Create an API root; Conflict if the name exists."""
+        ...
+
+    def get_api_root(self, name: str) -> ApiRoot:
+        """NotFound if there is none with this name."""
+        ...
+
+    def list_api_roots(self) -> list[ApiRoot]:
+        """Every API root, by name."""
+        ...
+
+    # -- rights ----------------------------------------------------------------
+    def grant(self, account: str, collection_id: str, *, read: bool, write: bool) -> None:
+        """Set (replace) an account's rights on a collection; NotFound for an unknown
+        account or collection. read=write=False takes every right away."""
+        ...
+
+    def rights(self, account: str, collection_id: str) -> Rights:
+        """The rights granted (Rights() when none, or for an unknown account)."""
+        ...
+
+    # -- TAXII status resources ----------------------------------------------
+    def put_status(self, status: TaxiiStatus) -> None:
+        """Keep a status (replacing one with the same id)."""
+        ...
+
+    def get_status(self, status_id: str) -> TaxiiStatus:
+        """NotFound if unknown or purged."""
+        ...
+
+    def purge_statuses(self, *, older_than: int) -> int:
+        """Drop statuses whose request_timestamp is before `older_than` (µs); how many went."""
+        ...
+
+    # -- audit log -----------------------------------------------------------
+    def audit(self, account: str | None, method: str, endpoint: str, status: int, objects: int) -> None:
+        """Record one request served, stamped with the current time."""
+        ...
+
+    def audit_log(
+        self, *, account: str | None = None, since: int | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
+        """Entries newest first; `since` (µs) is exclusive."""
+        ...
+
+    # -- deleting from a collection --------------------------------------------
+    def delete_object(
+        self,
+        collection_id: str,
+        object_id: str,
+        versions: Sequence[str] = ("all",),
+        *,
+        spec_versions: Sequence[str] = (),
+    ) -> int:
+        """Take versions of an object out of a collection (TAXII §5.7); how many went.
+
+        `versions` holds 'all', 'first', 'last' and/or normalised version keys,
+        as in ObjectQuery; `spec_versions` narrows further when given. The
+        versions stay in the store (history, other collections); the collection's
+        first/last markers of the id are recomputed.
+        """
+        ...
+
+    # -- federation: peers, cursors, what peers hold -----------------------------
+    def add_peer(self, peer: Peer) -> Peer:
+        """Conflict if the name or its account is taken."""
+        ...
+
+    def get_peer(self, name: str) -> Peer:
+        """NotFound if there is no such peer."""
+        ...
+
+    def list_peers(self) -> list[Peer]: ...
+
+    def update_peer(self, peer: Peer) -> None:
+        """Replace a peer's settings (by name); NotFound if unknown."""
+        ...
+
+    def remove_peer(self, name: str) -> None:
+        """Forget a peer with its cursors and state; NotFound if unknown."""
+        ...
+
+    def peer_for_account(self, account: str) -> Peer | None:
+        """The peer bound to a local account, if any."""
+        ...
+
+    def get_sync_cursor(self, peer: str, direction: str, collection: str) -> str | None: ...
+
+    def set_sync_cursor(self, peer: str, direction: str, collection: str, position: str) -> None: ...
+
+    def mark_held(self, peer: str, versions: Sequence[tuple[str, str]], *, received: bool) -> None:
+        """Record that a peer holds these (id, version) pairs: it sent them (received=True)
+        or accepted them from this node."""
+        ...
+
+    def held_by(self, peer: str, versions: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """The subset of (id, version) pairs the peer is known to hold."""
+        ...
+
+    def received_from(self, object_id: str) -> list[tuple[str, str, int]]:
+        """(peer, version, µs) for every version of an object a peer sent, oldest first."""
+        ...
+
+    def get_sync_state(self, peer: str) -> PeerSyncState: ...
+
+    def put_sync_state(self, state: PeerSyncState) -> None: ...
+
+    def add_peer_rejection(self, rejection: PeerRejection) -> None: ...
+
+    def peer_rejections(self, peer: str | None = None, *, limit: int = 100) -> list[PeerRejection]:
+        """Newest first."""
+        ...
+
+    def last_date_added(self) -> int:
+        """The highest date_added handed out so far (µs); 0 for an empty store. Cheap:
+        the sync loop polls it to notice new objects."""
+        ...

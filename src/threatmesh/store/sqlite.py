@@ -27,15 +27,21 @@ import orjson
 from threatmesh.errors import Conflict, NotFound, StoreError
 from threatmesh.stix.model import StixObject, stricter_tlp
 from threatmesh.store.migrations import apply_migrations, pending_migrations
+from threatmesh.store.sqlite_peers import SQLitePeerTables
 from threatmesh.store.protocol import (
     Account,
+    ApiRoot,
+    AuditEntry,
     Collection,
     ObjectQuery,
     PutOutcome,
     PutResult,
     QueryPage,
+    Rights,
+    StatusDetail,
     StoredVersion,
     StoreStats,
+    TaxiiStatus,
 )
 
 BUSY_TIMEOUT_MS = 30_000
@@ -137,7 +143,7 @@ class _Member:
     dirty: bool = False
 
 
-class SQLiteStore:
+class SQLiteStore(SQLitePeerTables):
     """A Store in one SQLite file (see `store.protocol.Store` for the contract)."""
 
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
@@ -199,7 +205,7 @@ class SQLiteStore:
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA temp_store = MEMORY")
-        conn.execute("PRAGMA cache_size = -65536")  # 64 MiB
+        conn.execute("PRAGMA cache_size = -16384")  # 16 MiB: enough for the indexes, small beside the data
         return conn
 
     def _reader(self) -> sqlite3.Connection:
@@ -344,6 +350,11 @@ class SQLiteStore:
             ).fetchone()
             if clash is not None:
                 raise Conflict(f"collection {clash[0]} already uses the id or alias {' / '.join(names)}")
+            conn.execute(
+                "INSERT INTO api_roots (name, title, description, max_content_length)"
+                " SELECT ?, ?, '', NULL WHERE NOT EXISTS (SELECT 1 FROM api_roots WHERE name = ?)",
+                (collection.api_root, collection.api_root, collection.api_root),
+            )
             conn.execute(
                 "INSERT INTO collections (id, api_root, title, description, alias, public, media_types)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -613,6 +624,173 @@ class SQLiteStore:
             by_collection=by_collection,
             size_bytes=page_count * page_size,
         )
+
+    # -- TAXII API roots -------------------------------------------------------
+
+    _API_ROOT_COLUMNS = "name, title, description, max_content_length"
+
+    def add_api_root(self, root: ApiRoot) -> ApiRoot:
+        with self._writing() as conn:
+            if conn.execute("SELECT 1 FROM api_roots WHERE name = ?", (root.name,)).fetchone():
+                raise Conflict(f"API root {root.name!r} already exists")
+            conn.execute(
+                f"INSERT INTO api_roots ({self._API_ROOT_COLUMNS}) VALUES (?, ?, ?, ?)",
+                (root.name, root.title, root.description, root.max_content_length),
+            )
+        return root
+
+    def get_api_root(self, name: str) -> ApiRoot:
+        with self._reading() as conn:
+            row = conn.execute(
+                f"SELECT {self._API_ROOT_COLUMNS} FROM api_roots WHERE name = ?", (name,)
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"no API root {name!r}")
+        return ApiRoot(row[0], row[1], row[2], row[3])
+
+    def list_api_roots(self) -> list[ApiRoot]:
+        with self._reading() as conn:
+            rows = conn.execute(f"SELECT {self._API_ROOT_COLUMNS} FROM api_roots ORDER BY name").fetchall()
+        return [ApiRoot(r[0], r[1], r[2], r[3]) for r in rows]
+
+    # -- rights ----------------------------------------------------------------
+
+    def grant(self, account: str, collection_id: str, *, read: bool, write: bool) -> None:
+        with self._writing() as conn:
+            if conn.execute("SELECT 1 FROM accounts WHERE name = ?", (account,)).fetchone() is None:
+                raise NotFound(f"no account {account!r}")
+            self._require_collection(conn, collection_id)
+            conn.execute(
+                "DELETE FROM collection_rights WHERE account = ? AND collection_id = ?", (account, collection_id)
+            )
+            if read or write:
+                conn.execute(
+                    "INSERT INTO collection_rights (account, collection_id, can_read, can_write)"
+                    " VALUES (?, ?, ?, ?)",
+                    (account, collection_id, int(read), int(write)),
+                )
+
+    def rights(self, account: str, collection_id: str) -> Rights:
+        with self._reading() as conn:
+            row = conn.execute(
+                "SELECT can_read, can_write FROM collection_rights WHERE account = ? AND collection_id = ?",
+                (account, collection_id),
+            ).fetchone()
+        return Rights() if row is None else Rights(read=bool(row[0]), write=bool(row[1]))
+
+    # -- TAXII status resources ------------------------------------------------
+
+    def put_status(self, status: TaxiiStatus) -> None:
+        def rows(details: tuple[StatusDetail, ...]) -> list[list[str | None]]:
+            return [[d.id, d.version, d.message] for d in details]
+
+        body = orjson.dumps(
+            {"successes": rows(status.successes), "failures": rows(status.failures), "pendings": rows(status.pendings)}
+        )
+        with self._writing() as conn:
+            conn.execute("DELETE FROM taxii_statuses WHERE id = ?", (status.id,))
+            conn.execute(
+                "INSERT INTO taxii_statuses (id, api_root, account, complete, request_timestamp, details)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (status.id, status.api_root, status.account, int(status.complete), status.request_timestamp, body),
+            )
+
+    def get_status(self, status_id: str) -> TaxiiStatus:
+        with self._reading() as conn:
+            row = conn.execute(
+                "SELECT id, api_root, account, complete, request_timestamp, details FROM taxii_statuses WHERE id = ?",
+                (status_id,),
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"no status {status_id!r}")
+        details = orjson.loads(row[5])
+
+        def parsed(name: str) -> tuple[StatusDetail, ...]:
+            return tuple(StatusDetail(d[0], d[1], d[2]) for d in details.get(name, []))
+
+        return TaxiiStatus(
+            id=row[0], api_root=row[1], account=row[2], complete=bool(row[3]), request_timestamp=row[4],
+            successes=parsed("successes"), failures=parsed("failures"), pendings=parsed("pendings"),
+        )
+
+    def purge_statuses(self, *, older_than: int) -> int:
+        with self._writing() as conn:
+            return int(
+                conn.execute("DELETE FROM taxii_statuses WHERE request_timestamp < ?", (older_than,)).rowcount
+            )
+
+    # -- audit log -------------------------------------------------------------
+
+    def audit(self, account: str | None, method: str, endpoint: str, status: int, objects: int) -> None:
+        with self._writing() as conn:
+            conn.execute(
+                "INSERT INTO audit_log (time, account, method, endpoint, status, objects) VALUES (?, ?, ?, ?, ?, ?)",
+                (_now_us(), account, method, endpoint, status, objects),
+            )
+
+    def audit_log(
+        self, *, account: str | None = None, since: int | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
+        where: list[str] = []
+        params: list[Any] = []
+        if account is not None:
+            where.append("account = ?")
+            params.append(account)
+        if since is not None:
+            where.append("time > ?")
+            params.append(since)
+        sql = "SELECT time, account, method, endpoint, status, objects FROM audit_log"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq DESC LIMIT ?"
+        params.append(max(limit, 0))
+        with self._reading() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [AuditEntry(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+    # -- deleting from a collection --------------------------------------------
+
+    def delete_object(
+        self,
+        collection_id: str,
+        object_id: str,
+        versions: Sequence[str] = ("all",),
+        *,
+        spec_versions: Sequence[str] = (),
+    ) -> int:
+        wanted = set(versions) or {"all"}
+        with self._writing() as conn:
+            self._require_collection(conn, collection_id)
+            members = conn.execute(
+                "SELECT m.pk, o.version, o.spec_version, m.is_last, m.is_first"
+                " FROM memberships m JOIN objects o ON o.pk = m.pk WHERE m.collection_id = ? AND o.id = ?",
+                (collection_id, object_id),
+            ).fetchall()
+            doomed = [
+                pk
+                for pk, version, spec_version, is_last, is_first in members
+                if (not spec_versions or spec_version in spec_versions)
+                and (
+                    "all" in wanted
+                    or version in wanted
+                    or ("last" in wanted and is_last)
+                    or ("first" in wanted and is_first)
+                )
+            ]
+            if not doomed:
+                return 0
+            conn.executemany(
+                "DELETE FROM memberships WHERE collection_id = ? AND pk = ?", [(collection_id, pk) for pk in doomed]
+            )
+            remaining = [(pk, version) for pk, version, *_ in members if pk not in set(doomed)]
+            if remaining:
+                last = max(version for _, version in remaining)
+                first = min(version for _, version in remaining)
+                conn.executemany(
+                    "UPDATE memberships SET is_last = ?, is_first = ? WHERE collection_id = ? AND pk = ?",
+                    [(int(v == last), int(v == first), collection_id, pk) for pk, v in remaining],
+                )
+        return len(doomed)
 
 
 class _BatchWriter:

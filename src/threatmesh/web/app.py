@@ -15,6 +15,7 @@ from starlette.routing import Route
 from threatmesh import __version__
 from threatmesh.settings import Settings
 from threatmesh.store.protocol import Store
+from threatmesh.taxii.server import taxii_routes
 
 log = logging.getLogger(__name__)
 
@@ -29,21 +30,10 @@ def create_app(settings: Settings, store: Store) -> Starlette:
             body["problems"] = problems
         return JSONResponse(body, status_code=200 if not problems else 503)
 
-    async def discovery(request: Request) -> Response:
-        # TAXII 2.1 §4.1: the discovery resource. The full TAXII API replaces this
-        # route; until then the node names itself and its default API root.
-        base = str(request.base_url).rstrip("/")
-        body = {
-            "title": settings.node_name,
-            "description": "threatmesh node",
-            "default": f"{base}/api/",
-            "api_roots": [f"{base}/api/"],
-        }
-        return JSONResponse(body, media_type=TAXII_MEDIA_TYPE)
-
     routes = [
         Route("/health", health, methods=["GET"]),
-        Route("/taxii2/", discovery, methods=["GET"]),
+        # TAXII 2.1: discovery, API roots and every collection endpoint.
+        *taxii_routes(settings, store),
     ]
     app = Starlette(routes=routes)
     app.state.settings = settings
