@@ -1,0 +1,199 @@
+"""The federation part of the SQLite store: peers, sync cursors, what peers hold.
+
+A mixin of `SQLiteStore` (kept apart so that `sqlite.py` stays readable); it
+uses the store's one writer and its per-thread readers. Tables are created by
+migration `0003_peers_and_sync`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from contextlib import AbstractContextManager
+from dataclasses import replace
+from typing import Any, Sequence
+
+import orjson
+
+from threatmesh.errors import Conflict, NotFound
+from threatmesh.store.protocol import Peer, PeerRejection, PeerSyncState
+
+_PEER_COLUMNS = "name, url, credential, account, role, cleared_for, groups, pull, push, public_key, created"
+_STATE_COLUMNS = "peer, last_attempt, last_success, last_error, failures, sent, received, refused, failed, rejected"
+# Bound parameters per statement stay well under SQLite's limit.
+_CHUNK = 400
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _tuple(text: str) -> tuple[str, ...]:
+    return tuple(orjson.loads(text))
+
+
+def _row_to_peer(row: Sequence[Any]) -> Peer:
+    return Peer(
+        name=row[0], url=row[1], credential=row[2], account=row[3], role=row[4],
+        cleared_for=_tuple(row[5]), groups=_tuple(row[6]), pull=_tuple(row[7]), push=_tuple(row[8]),
+        public_key=row[9], created=row[10],
+    )
+
+
+def _peer_values(peer: Peer) -> tuple[Any, ...]:
+    return (
+        peer.name, peer.url, peer.credential, peer.account, peer.role,
+        orjson.dumps(list(peer.cleared_for)).decode(), orjson.dumps(list(peer.groups)).decode(),
+        orjson.dumps(list(peer.pull)).decode(), orjson.dumps(list(peer.push)).decode(),
+        peer.public_key, peer.created or _now_us(),
+    )
+
+
+class SQLitePeerTables:
+    """Peer and sync methods of the Store protocol, for SQLiteStore."""
+
+    # Provided by SQLiteStore.
+    def _reading(self) -> AbstractContextManager[sqlite3.Connection]: ...  # pragma: no cover
+    def _writing(self) -> AbstractContextManager[sqlite3.Connection]: ...  # pragma: no cover
+
+    # -- peers -------------------------------------------------------------------
+
+    def add_peer(self, peer: Peer) -> Peer:
+        with self._writing() as conn:
+            clash = conn.execute(
+                "SELECT name FROM peers WHERE name = ? OR account = ?", (peer.name, peer.account)
+            ).fetchone()
+            if clash is not None:
+                raise Conflict(f"peer {clash[0]!r} already has this name or account")
+            values = _peer_values(peer)
+            conn.execute(f"INSERT INTO peers ({_PEER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+        return replace(peer, created=values[-1])
+
+    def get_peer(self, name: str) -> Peer:
+        with self._reading() as conn:
+            row = conn.execute(f"SELECT {_PEER_COLUMNS} FROM peers WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NotFound(f"no peer {name!r}")
+        return _row_to_peer(row)
+
+    def list_peers(self) -> list[Peer]:
+        with self._reading() as conn:
+            rows = conn.execute(f"SELECT {_PEER_COLUMNS} FROM peers ORDER BY name").fetchall()
+        return [_row_to_peer(r) for r in rows]
+
+    def update_peer(self, peer: Peer) -> None:
+        values = _peer_values(peer)
+        with self._writing() as conn:
+            changed = conn.execute(
+                "UPDATE peers SET url = ?, credential = ?, account = ?, role = ?, cleared_for = ?, groups = ?,"
+                " pull = ?, push = ?, public_key = ? WHERE name = ?",
+                (*values[1:10], peer.name),
+            ).rowcount
+            if changed == 0:
+                raise NotFound(f"no peer {peer.name!r}")
+
+    def remove_peer(self, name: str) -> None:
+        with self._writing() as conn:
+            if conn.execute("DELETE FROM peers WHERE name = ?", (name,)).rowcount == 0:
+                raise NotFound(f"no peer {name!r}")
+            conn.execute("DELETE FROM sync_cursors WHERE peer = ?", (name,))
+            conn.execute("DELETE FROM sync_state WHERE peer = ?", (name,))
+            # What it holds is kept: the provenance of what it sent stays readable.
+
+    def peer_for_account(self, account: str) -> Peer | None:
+        with self._reading() as conn:
+            row = conn.execute(f"SELECT {_PEER_COLUMNS} FROM peers WHERE account = ?", (account,)).fetchone()
+        return None if row is None else _row_to_peer(row)
+
+    # -- cursors -----------------------------------------------------------------
+
+    def get_sync_cursor(self, peer: str, direction: str, collection: str) -> str | None:
+        with self._reading() as conn:
+            row = conn.execute(
+                "SELECT position FROM sync_cursors WHERE peer = ? AND direction = ? AND collection = ?",
+                (peer, direction, collection),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_sync_cursor(self, peer: str, direction: str, collection: str, position: str) -> None:
+        with self._writing() as conn:
+            conn.execute(
+                "INSERT INTO sync_cursors (peer, direction, collection, position, updated) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (peer, direction, collection) DO UPDATE SET position = excluded.position,"
+                " updated = excluded.updated",
+                (peer, direction, collection, position, _now_us()),
+            )
+
+    # -- what peers hold ---------------------------------------------------------
+
+    def mark_held(self, peer: str, versions: Sequence[tuple[str, str]], *, received: bool) -> None:
+        if not versions:
+            return
+        now = _now_us()
+        with self._writing() as conn:
+            conn.executemany(
+                "INSERT INTO peer_holds (peer, id, version, time, received) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (peer, id, version) DO NOTHING",
+                [(peer, object_id, version, now, int(received)) for object_id, version in versions],
+            )
+
+    def held_by(self, peer: str, versions: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        found: set[tuple[str, str]] = set()
+        wanted = list(dict.fromkeys(versions))
+        with self._reading() as conn:
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start:start + _CHUNK]
+                ids = orjson.dumps([object_id for object_id, _ in chunk]).decode()
+                rows = conn.execute(
+                    "SELECT id, version FROM peer_holds WHERE peer = ? AND id IN (SELECT value FROM json_each(?))",
+                    (peer, ids),
+                ).fetchall()
+                found.update((r[0], r[1]) for r in rows)
+        return found & set(wanted)
+
+    def received_from(self, object_id: str) -> list[tuple[str, str, int]]:
+        with self._reading() as conn:
+            rows = conn.execute(
+                "SELECT peer, version, time FROM peer_holds WHERE id = ? AND received = 1 ORDER BY time, peer",
+                (object_id,),
+            ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    # -- sync health -------------------------------------------------------------
+
+    def get_sync_state(self, peer: str) -> PeerSyncState:
+        with self._reading() as conn:
+            row = conn.execute(f"SELECT {_STATE_COLUMNS} FROM sync_state WHERE peer = ?", (peer,)).fetchone()
+        return PeerSyncState(peer) if row is None else PeerSyncState(*row)
+
+    def put_sync_state(self, state: PeerSyncState) -> None:
+        with self._writing() as conn:
+            conn.execute(
+                f"INSERT OR REPLACE INTO sync_state ({_STATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (state.peer, state.last_attempt, state.last_success, state.last_error, state.failures,
+                 state.sent, state.received, state.refused, state.failed, state.rejected),
+            )
+
+    def add_peer_rejection(self, rejection: PeerRejection) -> None:
+        with self._writing() as conn:
+            conn.execute(
+                "INSERT INTO peer_rejections (peer, time, object_id, version, reason) VALUES (?, ?, ?, ?, ?)",
+                (rejection.peer, rejection.time, rejection.object_id, rejection.version, rejection.reason),
+            )
+
+    def peer_rejections(self, peer: str | None = None, *, limit: int = 100) -> list[PeerRejection]:
+        sql = "SELECT peer, time, object_id, version, reason FROM peer_rejections"
+        params: list[Any] = []
+        if peer is not None:
+            sql += " WHERE peer = ?"
+            params.append(peer)
+        sql += " ORDER BY seq DESC LIMIT ?"
+        params.append(limit)
+        with self._reading() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [PeerRejection(*r) for r in rows]
+
+    def last_date_added(self) -> int:
+        with self._reading() as conn:
+            row = conn.execute("SELECT last_date_added FROM clock WHERE singleton = 1").fetchone()
+        return int(row[0]) if row else 0
