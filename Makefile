@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 # Debian packages the test suite uses (real tools as judges, browsers, servers).
 # Installed by `make test` when running as root (as CI does); otherwise listed,
 # and the tests that need them skip with a reason.
-DEBIAN_PACKAGES :=
+DEBIAN_PACKAGES := bind9-utils poppler-utils fonts-dejavu-core
 
 .PHONY: install system-deps run test bench lint clean
 
@@ -40,6 +40,7 @@ test: $(STAMP) system-deps
 
 bench: $(STAMP)
 	$(PY) bench/ingest.py
+	$(PY) bench/match.py --scale 0.1
 
 lint: $(STAMP)
 	$(PY) -m mypy src/threatmesh

@@ -146,7 +146,7 @@ def init(
     out.print(f"Created node [bold]{info['name']}[/] in {home}")
     out.print(f"  identity            {info['identity']}")
     out.print(f"  default collection  {info['default_collection']}")
-    out.print(f"  admin API key       [bold]{created.admin_key}[/]  (shown once; store it now)")
+    out.print(f"  admin API key       [bold]{created.admin_key}[/]  (shown once; store it now)", soft_wrap=True)
 
 
 # -- ingest ---------------------------------------------------------------------
@@ -187,13 +187,21 @@ def ingest(
             def on_source(label: str) -> None:
                 progress.update(task, description=f"ingesting {_short(label)}")
 
+            before = node.store.last_date_added()
             report = ingest_paths(paths, node.store, collection_id=target.id, tlp=tlp.value if tlp else None,
                                   strict=strict, fmt=fmt, options=options, progress=advance, on_source=on_source)
             progress.update(task, description="ingested")
+        from threatmesh.kb.warninglists import flag_new_objects
+
+        # False-positive suppression at ingest: only what this run added is checked.
+        flagged = flag_new_objects(node.store, target.id, before)
     if json_out:
-        _print_json(report.as_dict())
+        _print_json({**report.as_dict(), "warninglisted": flagged})
     else:
         _print_ingest_summary(report)
+        if flagged:
+            err.print(f"{len(flagged)} ingested objects are on a warninglist: kept, but left out of exports and "
+                      "matching (`threatmesh kb flag --json` lists them)", markup=False)
     if report.rejected or report.failed_sources:
         raise typer.Exit(EXIT_PARTIAL)
 
@@ -241,6 +249,8 @@ def show(
     ctx: typer.Context,
     object_id: str = typer.Argument(..., help="A STIX id, e.g. intrusion-set--…"),
     all_versions: bool = typer.Option(False, "--all-versions", help="Show every stored version, oldest first."),
+    provenance: bool = typer.Option(False, "--provenance", help="Show which peers sent which version, when, "
+                                    "signed by whom, and the nodes it passed through."),
     json_out: bool = typer.Option(False, "--json", help="Print the objects only, as JSON."),
 ) -> None:
     """Show an object (its latest version, or every version) with how it was stored."""
@@ -250,6 +260,11 @@ def show(
         versions = node.store.get_versions(object_id)
         if not versions:
             raise NotFound(f"no object {object_id} in this node")
+        if provenance:
+            from threatmesh.cli_provenance import print_provenance
+
+            print_provenance(node.store, versions, json_out=json_out)
+            return
         chosen = versions if all_versions else [v for v in versions if v.is_latest] or versions[-1:]
         if json_out:
             objects = [orjson.loads(v.json) for v in chosen]
@@ -294,9 +309,30 @@ def search(
 @app.command()
 def stats(
     ctx: typer.Context,
+    kind: Optional[str] = typer.Argument(None, help="incidents, campaigns, reports, indicators or sightings; none: the store's counts."),
+    by: Optional[str] = typer.Option(None, "--by", help="Break down by FIELD[,FIELD]: actor, sponsor, victim-country, sector, type, tlp, source."),
+    period: Optional[str] = typer.Option(None, "--period", help="year, quarter or month: a time series with changes."),
+    since: Optional[str] = typer.Option(None, "--since", help="First day counted: 2020, 2020-Q2, 2020-06, 2020-06-15."),
+    until: Optional[str] = typer.Option(None, "--until", help="Last day counted (inclusive), same forms."),
+    where: list[str] = typer.Option([], "--where", help="FIELD=VALUE[,VALUE] filter (repeatable); countries take groups: NATO, EU, FIVE-EYES."),
+    collection: Optional[str] = typer.Option(None, "--collection", "-c", help="Only this collection (id or alias)."),
+    min_confidence: Optional[int] = typer.Option(None, "--min-confidence", help="Only objects with at least this confidence."),
+    min_base: int = typer.Option(5, "--min-base", help="Changes in percent only from an earlier count of at least this."),
+    explain: bool = typer.Option(False, "--explain", help="List the objects behind every figure."),
     json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
 ) -> None:
-    """Counts by type, TLP and collection, versions, and the database size."""
+    """Counts by type, TLP and collection, versions, and the database size; with KIND, analytics over time.
+
+    Example: threatmesh stats incidents --by sponsor --period year --since 2018 --where victim-country=NATO
+    """
+    if kind is not None:
+        from threatmesh.cli_analytics import run_stats
+
+        with _node(ctx) as node:
+            run_stats(node, kind, by=by, period=period, since=since, until=until, where=where,
+                      collection=collection, min_confidence=min_confidence, min_base=min_base,
+                      json_out=json_out, explain=explain)
+        return
     with _node(ctx) as node:
         s = node.store.stats()
         names = {c.id: (c.alias or c.title) for c in node.store.list_collections()}
@@ -330,6 +366,9 @@ def export(
     collection: Optional[str] = typer.Option(None, "--collection", "-c", help="Only this collection (id or alias)."),
     all_versions: bool = typer.Option(False, "--all-versions", help="Every stored version, not only the latest."),
     types: Optional[str] = typer.Option(None, "--type", help="Comma-separated types to keep (STIX types, or indicator kinds for tool formats)."),
+    min_confidence: Optional[int] = typer.Option(None, "--min-confidence", help="Tool formats: only indicators with at least this confidence."),
+    since: Optional[str] = typer.Option(None, "--since", help="Only versions added after this STIX timestamp (e.g. 2024-01-01T00:00:00Z)."),
+    include_warninglisted: bool = typer.Option(False, "--include-warninglisted", help="Tool formats: keep indicators a warninglist flags."),
     json_out: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
 ) -> None:
     """Export the operator's own full view (objects exactly as stored).
@@ -339,6 +378,7 @@ def export(
     from threatmesh.export.formats import FORMATS
     from threatmesh.export.select import ExportOptions
     from threatmesh.share.policy import Recipient
+    from threatmesh.share.redact import RedactionSettings
 
     exporter = FORMATS.get(fmt)
     if exporter is None:
@@ -349,6 +389,10 @@ def export(
             collection_id=node.collection(collection).id if collection else None,
             all_versions=all_versions,
             types=tuple(t.strip() for t in types.split(",") if t.strip()) if types else (),
+            redaction=RedactionSettings.from_settings(node.settings),
+            min_confidence=min_confidence,
+            since=_since_micros(since),
+            extra={"include_warninglisted": "1"} if include_warninglisted else {},
         )
         stream = sys.stdout.buffer if output == "-" else open(output, "wb")
         try:
@@ -365,6 +409,17 @@ def export(
         _print_json(data)
     elif output != "-":
         err.print(f"wrote {tally.written:,} objects to {output}", markup=False)
+
+
+def _since_micros(text: Optional[str]) -> Optional[int]:
+    if not text:
+        return None
+    from threatmesh.stix.timestamps import timestamp_to_micros
+
+    try:
+        return timestamp_to_micros(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from None
 
 
 # -- demo / serve -------------------------------------------------------------------
@@ -403,6 +458,7 @@ def serve(
     tls_cert: Optional[Path] = typer.Option(None, "--tls-cert", help="PEM certificate: serve HTTPS."),
     tls_key: Optional[Path] = typer.Option(None, "--tls-key", help="PEM private key for --tls-cert."),
     insecure_http: bool = typer.Option(False, "--insecure-http", help="Allow plain HTTP on a non-loopback address."),
+    no_sync: bool = typer.Option(False, "--no-sync", help="Serve only: do not sync with peers in the background."),
 ) -> None:
     """Serve the node: TAXII 2.1 API under /taxii2/ and a health check at /health."""
     import ipaddress
@@ -424,8 +480,16 @@ def serve(
                   markup=False, highlight=False)
         err.print(f"  node home {settings.home}; health at {scheme}://{shown}:{port}/health", markup=False)
         err.print("  authenticate with the admin API key printed by `threatmesh init`", markup=False)
-        # TLS 1.2+ only, AEAD suites with forward secrecy, no 0-RTT: see threatmesh.web.tls.
-        run_server(create_app(settings, node.store), host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)
+        from threatmesh.federation.node_sync import start_sync_loop
+
+        # Peers sync in the background while the node serves, and stop with it.
+        sync_loop = None if no_sync else start_sync_loop(node)
+        try:
+            # TLS 1.2+ only, AEAD suites with forward secrecy, no 0-RTT: see threatmesh.web.tls.
+            run_server(create_app(settings, node.store), host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)
+        finally:
+            if sync_loop is not None:
+                sync_loop.stop()
 
 
 def _is_loopback(host: str, ipaddress: Any) -> bool:
@@ -445,7 +509,7 @@ def version() -> None:
 
 # -- commands of the other capabilities, each in its own module ----------------------
 # (each module's `register(app)` adds its commands or sub-commands)
-for _module in ("cli_taxii",):
+for _module in ("cli_taxii", "cli_analytics", "cli_match", "cli_peer", "cli_collect", "cli_kb"):
     __import__(f"threatmesh.{_module}", fromlist=["register"]).register(app)
 
 

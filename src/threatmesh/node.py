@@ -18,6 +18,7 @@ import orjson
 from threatmesh.auth import hash_key, new_api_key
 from threatmesh.errors import ConfigError, NodeExists
 from threatmesh.settings import Settings, load_settings, save_settings
+from threatmesh.share.keys import create_node_key
 from threatmesh.stix.parse import parse_object
 from threatmesh.store.protocol import Account, Collection, Store
 from threatmesh.store.sqlite import SQLiteStore
@@ -98,6 +99,8 @@ def init_node(home: Path, name: str | None = None, environ: Mapping[str, str] | 
         store.put_objects([parse_object(identity)], collection_id=collection.id, source="node", tlp=None)
         store.set_meta(META_IDENTITY, identity["id"])
         store.set_meta(META_DEFAULT_COLLECTION, collection.id)
+        # The Ed25519 pair that signs what this node sends.
+        create_node_key(home, store)
         admin_key = new_api_key()
         store.add_account(
             Account(name=ADMIN_ACCOUNT, key_hash=hash_key(admin_key), is_admin=True, created=time.time_ns() // 1000)

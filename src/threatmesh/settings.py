@@ -33,6 +33,16 @@ class Settings:
     # Plain HTTP is allowed on loopback only unless the operator opts in.
     allow_insecure_http: bool = False
     node_name: str = "threatmesh node"
+    # Redaction before anything leaves (share/redact.py): on unless the operator turns it off.
+    redact: bool = True
+    # Host names in these domains, and addresses in these CIDR ranges, are the node's own
+    # network: redacted from the free text of what leaves. Lists in config.json.
+    internal_domains: tuple[str, ...] = ()
+    internal_networks: tuple[str, ...] = ()
+    # Share sightings with where_sighted_refs replaced by a sector-and-country identity.
+    anonymise_sightings: bool = False
+    node_sector: str = ""  # STIX industry-sector-ov, e.g. 'healthcare'
+    node_country: str = ""  # ISO 3166-1 alpha-2, e.g. 'US'
 
     @property
     def db_path(self) -> Path:

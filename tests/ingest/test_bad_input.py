@@ -78,7 +78,7 @@ def test_gzip_and_directories(node: Node, tmp_path: Path) -> None:
     write_bundle(folder / "a.json", [indicator(20)])
     with gzip.open(folder / "b.json.gz", "wt") as stream:
         json.dump({"type": "bundle", "id": "bundle--3d3c1f2e-5f74-4287-9642-33f4c354e56d", "objects": [indicator(21)]}, stream)
-    (folder / "ignored.txt").write_text("not read")
+    (folder / "ignored.bin").write_bytes(b"\x00\x01 not a format any reader claims")
     report = _ingest(node, tmp_path / "feeds")
     assert sorted(Path(s.source).name for s in report.sources) == ["a.json", "b.json.gz"]
     assert report.total("new") == 2

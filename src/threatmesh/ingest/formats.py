@@ -11,9 +11,9 @@ the same source twice changes nothing.
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from threatmesh.errors import InputError
 from threatmesh.ingest.stix_reader import RawObject, read_stix
@@ -36,6 +36,9 @@ class ReadOptions:
     """Options a user can pass to readers (`--map type=Indicator_type,value=Data`)."""
 
     mapping: Mapping[str, str] = field(default_factory=dict)
+    # Names the node already knows (actors, malware, techniques), built on first
+    # use: readers of prose call it to link what a text names to stored objects.
+    known_names: Callable[[], Any] | None = None
 
 
 class Reader(Protocol):
@@ -67,6 +70,23 @@ READERS: list[Reader] = [
     MispFormat(),  # MISP events and feeds: JSON too, recognised by their Event/Attribute keys
     StixFormat(),
 ]
+
+
+def _register_collect_readers() -> None:
+    """Incident CSVs, lists/tables and prose go first: each rejects JSON-looking input and
+    needs its own suffix or header, so none takes a STIX or MISP file, whereas STIX's detect
+    would take a Markdown file that starts with '['. Imported here, late: they import this module."""
+    from threatmesh.ingest.incidents import IncidentFormat
+    from threatmesh.ingest.lists import ListFormat
+    from threatmesh.ingest.prose import ProseFormat
+
+    # After MISP, whose detect is narrow (MISP JSON keys, or a feed's manifest.json /
+    # hashes.csv beside a manifest) and must own a feed's hashes.csv.
+    at = next((i + 1 for i, r in enumerate(READERS) if r.name == "misp"), 0)
+    READERS[at:at] = [IncidentFormat(), ListFormat(), ProseFormat()]
+
+
+_register_collect_readers()
 
 
 def read_head(name: str) -> bytes:

@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from threatmesh.errors import InputError, InvalidObject
 from threatmesh.ingest.formats import ReadOptions, Rejected, directory_suffixes, reader_for
@@ -247,6 +247,8 @@ def ingest_paths(
     started = time.perf_counter()
     report = IngestReport()
     options = options or ReadOptions()
+    if options.known_names is None:
+        options = replace(options, known_names=_known_names(store))
     for name in _safe_expand(paths, report):
         with _spooled_stdin(name) as path:
             label = "<stdin>" if name == "-" else name
@@ -271,6 +273,20 @@ def ingest_paths(
             )
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _known_names(store: Store) -> Callable[[], object]:
+    """A lazy, cached index of the names in the store: built only if a reader asks."""
+    cache: list[object] = []
+
+    def build() -> object:
+        if not cache:
+            from threatmesh.ingest.prose import name_index_from_store
+
+            cache.append(name_index_from_store(store))
+        return cache[0]
+
+    return build
 
 
 @contextmanager

@@ -228,7 +228,9 @@ register(
         received INTEGER NOT NULL,
         refused INTEGER NOT NULL,
         failed INTEGER NOT NULL,
-        rejected INTEGER NOT NULL
+        rejected INTEGER NOT NULL,
+        bytes_sent INTEGER NOT NULL,
+        bytes_received INTEGER NOT NULL
     )""",
     """CREATE TABLE peer_rejections (
         seq INTEGER PRIMARY KEY,
@@ -241,6 +243,25 @@ register(
     "CREATE INDEX peer_rejections_peer ON peer_rejections (peer, seq)",
 )
 
+
+
+# Provenance (issue 4): which peer sent which object version, when, signed by
+# which key, and through which nodes it came before that peer.
+register(
+    "0004_provenance",
+    """CREATE TABLE provenance (
+        id TEXT NOT NULL,
+        version TEXT NOT NULL,
+        peer TEXT NOT NULL,
+        received INTEGER NOT NULL,
+        signer TEXT NOT NULL,
+        key_fingerprint TEXT NOT NULL,
+        verified INTEGER NOT NULL,
+        derived INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        PRIMARY KEY (id, version, peer)
+    ) WITHOUT ROWID""",
+)
 
 def _now_us() -> int:
     return time.time_ns() // 1000

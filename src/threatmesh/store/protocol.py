@@ -197,6 +197,8 @@ class PeerSyncState:
     refused: int = 0  # withheld by the egress policy
     failed: int = 0  # refused by the peer, or lost to an error
     rejected: int = 0  # sent by the peer but refused here (tampered, invalid)
+    bytes_sent: int = 0  # HTTP bodies and URLs this node sent to the peer
+    bytes_received: int = 0  # HTTP bodies this node received from the peer
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +209,21 @@ class PeerRejection:
     version: str
     reason: str
 
+
+
+@dataclass(frozen=True, slots=True)
+class ProvenanceRecord:
+    """One receipt of an object version from a peer (the first receipt per peer is kept)."""
+
+    object_id: str
+    version: str
+    peer: str  # the peer that sent it here
+    received: int  # µs
+    signer: str = ""  # the signing node's identity id, from the batch manifest
+    key_fingerprint: str = ""  # share.signing.key_fingerprint of the key that verified it
+    verified: bool = False
+    derived: bool = False  # the sender's modified copy (redacted, or refs cut)
+    path: tuple[str, ...] = ()  # nodes it passed through before the sender, oldest first
 
 @runtime_checkable
 class Store(Protocol):
@@ -407,4 +424,18 @@ class Store(Protocol):
     def last_date_added(self) -> int:
         """The highest date_added handed out so far (µs); 0 for an empty store. Cheap:
         the sync loop polls it to notice new objects."""
+        ...
+
+    # -- provenance -----------------------------------------------------------
+    def record_provenance(self, records: Sequence[ProvenanceRecord]) -> int:
+        """Keep receipts; a (id, version, peer) already recorded keeps its first record. How many were new."""
+        ...
+
+    def provenance(self, object_id: str) -> list[ProvenanceRecord]:
+        """Every receipt of every version of an object, oldest first."""
+        ...
+
+    def senders_of(self, versions: Sequence[tuple[str, str]]) -> dict[tuple[str, str], set[str]]:
+        """For each (id, version), the peers that sent it here (provenance and peer holds);
+        pairs that no peer sent are absent."""
         ...

@@ -14,6 +14,7 @@ whole batch, the outcomes are decided in Python, and the rows go in with
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -28,6 +29,7 @@ from threatmesh.errors import Conflict, NotFound, StoreError
 from threatmesh.stix.model import StixObject, stricter_tlp
 from threatmesh.store.migrations import apply_migrations, pending_migrations
 from threatmesh.store.sqlite_peers import SQLitePeerTables
+from threatmesh.store.sqlite_provenance import SQLiteProvenanceTables
 from threatmesh.store.protocol import (
     Account,
     ApiRoot,
@@ -44,8 +46,13 @@ from threatmesh.store.protocol import (
     TaxiiStatus,
 )
 
+log = logging.getLogger(__name__)
+
 BUSY_TIMEOUT_MS = 30_000
 STREAM_CHUNK = 500
+# The audit writer's batching: at most this long, or this many entries, between writes.
+AUDIT_FLUSH_S = 0.25
+AUDIT_BATCH = 1000
 
 # Columns read into a StoredVersion; `{added}` is the membership's date_added
 # when reading through a collection, else the version's first date_added.
@@ -143,7 +150,7 @@ class _Member:
     dirty: bool = False
 
 
-class SQLiteStore(SQLitePeerTables):
+class SQLiteStore(SQLitePeerTables, SQLiteProvenanceTables):
     """A Store in one SQLite file (see `store.protocol.Store` for the contract)."""
 
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
@@ -155,6 +162,13 @@ class SQLiteStore(SQLitePeerTables):
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None
+        # Audit entries wait here and are written in batches by one background
+        # thread (started on first use), so a request never waits for the write lock.
+        self._audit_pending: list[tuple[int, str | None, str, str, int, int]] = []
+        self._audit_lock = threading.Lock()
+        self._audit_wakeup = threading.Event()
+        self._audit_writer: threading.Thread | None = None
+        self._audit_stopping = False
         try:
             if readonly:
                 if not self.path.exists():
@@ -260,6 +274,7 @@ class SQLiteStore(SQLitePeerTables):
     def close(self) -> None:
         if self._closed:
             return
+        self._stop_audit_writer()  # what is pending is written before the store closes
         self._closed = True
         with self._readers_lock:
             readers, self._readers = self._readers, []
@@ -722,11 +737,60 @@ class SQLiteStore(SQLitePeerTables):
     # -- audit log -------------------------------------------------------------
 
     def audit(self, account: str | None, method: str, endpoint: str, status: int, objects: int) -> None:
-        with self._writing() as conn:
-            conn.execute(
-                "INSERT INTO audit_log (time, account, method, endpoint, status, objects) VALUES (?, ?, ?, ?, ?, ?)",
-                (_now_us(), account, method, endpoint, status, objects),
-            )
+        """Queued, stamped now, and written within AUDIT_FLUSH_S by the audit writer thread
+        (at once when AUDIT_BATCH entries wait); `audit_log` and `close` write what is queued
+        first. A crash of the process loses at most the last AUDIT_FLUSH_S of entries."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        with self._audit_lock:
+            self._audit_pending.append((_now_us(), account, method, endpoint, status, objects))
+            pending = len(self._audit_pending)
+            if self._audit_writer is None:
+                self._audit_writer = threading.Thread(target=self._audit_loop, name="audit-writer", daemon=True)
+                self._audit_writer.start()
+        if pending >= AUDIT_BATCH:
+            self._audit_wakeup.set()
+
+    def _audit_loop(self) -> None:
+        while not self._closed:
+            self._audit_wakeup.wait(AUDIT_FLUSH_S)
+            self._audit_wakeup.clear()
+            try:
+                self.flush_audit()
+            except StoreError:  # seen, not fatal: the entries stay queued for the next round
+                log.exception("cannot write the audit log")
+            if self._audit_stopping:
+                return
+
+    def flush_audit(self) -> None:
+        """Write the queued audit entries in one transaction."""
+        with self._audit_lock:
+            rows, self._audit_pending = self._audit_pending, []
+        if not rows:
+            return
+        try:
+            with self._writing() as conn:
+                conn.executemany(
+                    "INSERT INTO audit_log (time, account, method, endpoint, status, objects)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+        except BaseException:
+            with self._audit_lock:
+                self._audit_pending[:0] = rows
+            raise
+
+    def _stop_audit_writer(self) -> None:
+        self._audit_stopping = True
+        writer = self._audit_writer
+        if writer is not None:
+            self._audit_wakeup.set()
+            writer.join(30)
+        if self._writer is not None:
+            try:
+                self.flush_audit()
+            except StoreError:
+                log.exception("cannot write the audit log before closing")
 
     def audit_log(
         self, *, account: str | None = None, since: int | None = None, limit: int = 100
@@ -739,6 +803,8 @@ class SQLiteStore(SQLitePeerTables):
         if since is not None:
             where.append("time > ?")
             params.append(since)
+        if self._writer is not None:
+            self.flush_audit()
         sql = "SELECT time, account, method, endpoint, status, objects FROM audit_log"
         if where:
             sql += " WHERE " + " AND ".join(where)

@@ -19,7 +19,8 @@ from threatmesh.errors import Conflict, NotFound
 from threatmesh.store.protocol import Peer, PeerRejection, PeerSyncState
 
 _PEER_COLUMNS = "name, url, credential, account, role, cleared_for, groups, pull, push, public_key, created"
-_STATE_COLUMNS = "peer, last_attempt, last_success, last_error, failures, sent, received, refused, failed, rejected"
+_STATE_COLUMNS = ("peer, last_attempt, last_success, last_error, failures, sent, received, refused, failed, rejected,"
+                  " bytes_sent, bytes_received")
 # Bound parameters per statement stay well under SQLite's limit.
 _CHUNK = 400
 
@@ -52,9 +53,12 @@ def _peer_values(peer: Peer) -> tuple[Any, ...]:
 class SQLitePeerTables:
     """Peer and sync methods of the Store protocol, for SQLiteStore."""
 
-    # Provided by SQLiteStore.
-    def _reading(self) -> AbstractContextManager[sqlite3.Connection]: ...  # pragma: no cover
-    def _writing(self) -> AbstractContextManager[sqlite3.Connection]: ...  # pragma: no cover
+    # Provided by SQLiteStore (which comes first in the method resolution order).
+    def _reading(self) -> AbstractContextManager[sqlite3.Connection]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _writing(self) -> AbstractContextManager[sqlite3.Connection]:  # pragma: no cover
+        raise NotImplementedError
 
     # -- peers -------------------------------------------------------------------
 
@@ -169,9 +173,10 @@ class SQLitePeerTables:
     def put_sync_state(self, state: PeerSyncState) -> None:
         with self._writing() as conn:
             conn.execute(
-                f"INSERT OR REPLACE INTO sync_state ({_STATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO sync_state ({_STATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (state.peer, state.last_attempt, state.last_success, state.last_error, state.failures,
-                 state.sent, state.received, state.refused, state.failed, state.rejected),
+                 state.sent, state.received, state.refused, state.failed, state.rejected, state.bytes_sent,
+                 state.bytes_received),
             )
 
     def add_peer_rejection(self, rejection: PeerRejection) -> None:

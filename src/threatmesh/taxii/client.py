@@ -16,6 +16,7 @@ counted and never sent.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, Callable, Iterable
 
 import requests
@@ -24,7 +25,9 @@ from taxii2client.exceptions import TAXIIServiceException
 from taxii2client.v21 import ApiRoot, Collection as RemoteCollection, Server, as_pages
 
 from threatmesh.errors import InvalidObject, ThreatmeshError
-from threatmesh.share.policy import Recipient, egress_decision
+from threatmesh.share.outbound import Outbound
+from threatmesh.share.policy import Recipient
+from threatmesh.share.redact import RedactionSettings
 from threatmesh.stix.parse import parse_object
 from threatmesh.store.protocol import Store, StoredVersion
 from threatmesh.taxii import resources
@@ -234,24 +237,30 @@ def push(
     credentials: Credentials = Credentials(),
     batch_size: int = DEFAULT_PAGE,
     on_batch: Callable[[int], None] | None = None,
+    redaction: RedactionSettings = RedactionSettings(),
 ) -> PushReport:
-    """Send the selected object versions that the egress policy lets go to `recipient`."""
+    """Send the selected object versions that the egress path (share.outbound) lets go to
+    `recipient`, in the form it lets them go (redacted copies where needed)."""
     root, remote = _collection(url, collection_id, credentials)
     if not remote.can_write:
         raise TaxiiClientError(f"the server does not let these credentials write to collection {collection_id}")
     limit = int(root.max_content_length or 10 * 1024 * 1024)
     report = PushReport()
 
+    outbound = Outbound(store, recipient, default_tlp=default_tlp, redaction=redaction)
+
     def allowed() -> Iterable[bytes]:
-        for item in selection:
-            decision = egress_decision(
-                item.tlp, recipient, default_tlp=default_tlp, received_from_peer=item.source.startswith("peer:")
-            )
-            if decision.allowed:
-                yield item.json
-            else:
-                report.withheld += 1
-                report.withheld_rules[decision.rule] = report.withheld_rules.get(decision.rule, 0) + 1
+        chunk: list[StoredVersion] = []
+        for item in chain(selection, [None]):
+            if item is not None:
+                chunk.append(item)
+            if chunk and (item is None or len(chunk) >= batch_size):
+                prepared = outbound.prepare(chunk)
+                chunk = []
+                for entry in prepared.withheld:
+                    report.withheld += 1
+                    report.withheld_rules[entry.rule] = report.withheld_rules.get(entry.rule, 0) + 1
+                yield from prepared.objects
 
     for batch in envelopes_within(allowed(), limit, batch_size):
         body = resources.envelope(batch)

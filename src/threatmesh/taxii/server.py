@@ -46,7 +46,7 @@ from threatmesh.errors import (
     ThreatmeshError,
 )
 from threatmesh.settings import Settings
-from threatmesh.share.policy import RecipientKind, Recipient, egress_decision
+from threatmesh.share.policy import Recipient
 from threatmesh.stix.parse import parse_object
 from threatmesh.stix.timestamps import micros_to_timestamp
 from threatmesh.store.protocol import (
@@ -59,7 +59,11 @@ from threatmesh.store.protocol import (
     StoredVersion,
     TaxiiStatus,
 )
+from threatmesh.share.outbound import Outbound, added_version
+from threatmesh.share.redact import RedactionSettings
 from threatmesh.taxii import resources
+from threatmesh.federation.receive import record_push, screen_push
+from threatmesh.federation.revocations import revoke_deleted
 from threatmesh.taxii.access import (
     ANONYMOUS,
     WWW_AUTHENTICATE,
@@ -288,15 +292,16 @@ class TaxiiServer:
 
     # -- reading pages through the egress policy ----------------------------------
 
-    def _allowed(self, item: StoredVersion, recipient: Recipient) -> bool:
-        if recipient.kind is RecipientKind.OPERATOR:
-            return True
-        return egress_decision(
-            item.tlp,
-            recipient,
-            default_tlp=self.settings.default_tlp,
-            received_from_peer=item.source.startswith("peer:"),
-        ).allowed
+    def _outbound(self, recipient: Recipient) -> Outbound:
+        """The one egress path (policy, references, redaction) for one response."""
+        return Outbound(self.store, recipient, default_tlp=self.settings.default_tlp,
+                        redaction=RedactionSettings.from_settings(self.settings))
+
+    def _send(self, outbound: Outbound, candidates: list[StoredVersion]) -> list[StoredVersion]:
+        """What of `candidates` may go, as it may go (redacted json), plus objects the path adds."""
+        batch = outbound.prepare(candidates)
+        added = [added_version(raw, batch.items[-1].date_added) for raw in batch.extra] if batch.items else []
+        return batch.items + added
 
     def _page(self, request: Request, caller: Caller, endpoint: Endpoint, collection: Collection,
               object_id: str | None = None) -> _Page:
@@ -328,13 +333,13 @@ class TaxiiServer:
         wanted = query.limit or self.settings.page_size_default
         items: list[StoredVersion] = []
         last_seen: int | None = None
+        outbound = self._outbound(recipient)
         for _ in range(_MAX_FILL_ROUNDS):
             page = self.store.query(replace(query, limit=wanted - len(items)))
             held = versions_peer_holds(caller, page.items, self.store)
-            for item in page.items:
-                last_seen = item.date_added
-                if self._allowed(item, recipient) and (item.id, item.version) not in held:
-                    items.append(item)
+            if page.items:
+                last_seen = page.items[-1].date_added
+            items.extend(self._send(outbound, [i for i in page.items if (i.id, i.version) not in held]))
             if not page.more or len(items) >= wanted or last_seen is None:
                 return items, page.more, last_seen
             query = continue_after(query, last_seen)
@@ -342,8 +347,7 @@ class TaxiiServer:
 
     def _object_visible(self, caller: Caller, collection: Collection, object_id: str) -> list[StoredVersion]:
         """The versions of an object in a collection that the caller may see; 404 if none."""
-        recipient = recipient_for(caller)
-        found = [v for v in self.store.get_versions(object_id, collection.id) if self._allowed(v, recipient)]
+        found = self._outbound(recipient_for(caller)).prepare(self.store.get_versions(object_id, collection.id)).items
         if not found:
             raise _not_found(f"no object {object_id!r} in this collection")
         return found
@@ -514,6 +518,8 @@ class TaxiiServer:
             )
             if removed == 0:
                 raise _not_found(f"no object {object_id!r} with those versions in this collection")
+            # Peers already hold it: withdrawing it from the shared collection revokes it there too.
+            revoke_deleted(self.store, found.id, object_id)
             outcome.objects = removed
             return Response(b"", status_code=200, media_type=TAXII_MEDIA_TYPE)
 
@@ -561,6 +567,10 @@ class TaxiiServer:
 
         fallback_version = micros_to_timestamp(request_time)
         failures: list[StatusDetail] = []
+        # From a peer: signature manifests come out, objects that fail their signature are refused.
+        push = screen_push(self.store, caller, raw_objects)
+        raw_objects = push.accepted_raw
+        failures.extend(StatusDetail(i or "unknown", v or fallback_version, why) for i, v, why in push.refused)
         valid = []
         for index, raw in enumerate(raw_objects):
             try:
@@ -572,6 +582,7 @@ class TaxiiServer:
         successes: list[StatusDetail] = []
         if valid:
             results = self.store.put_objects(valid, collection_id=collection.id, source=source_for(caller))
+            record_push(self.store, push, valid, results)
             for obj, result in zip(valid, results):
                 version = _raw_version(obj.data) or self._unversioned_version(obj.id, collection.id)
                 if result.content_differs:

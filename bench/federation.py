@@ -1,0 +1,236 @@
+"""Federation benchmark: ten real nodes sharing over TAXII 2.1, line and hub topologies.
+
+Every node is a `threatmesh serve` process with its own SQLite file and port on
+127.0.0.1 (the harness of tests/federation/mesh.py). Objects (TLP:CLEAR
+indicators, so that all of them must reach every node) are spread round-robin
+among the nodes once every node is up; the clock starts then.
+
+In the same run, per topology:
+  threatmesh   the serve sync loop (push on new objects, incremental pulls)
+  naive        sync loops off; every round, every node pulls the whole collection
+               of every neighbour and stores it, until a round brings nothing new
+and for each: seconds until every node holds every object, and bytes on the
+wire (HTTP bodies and URLs, both directions), against the bytes that had to
+move: in a tree every object crosses every link exactly once, so
+size(all objects) x (nodes - 1). Then, on the line with threatmesh's loop,
+the latency of one new indicator across three hops.
+
+Goals (issue 4): converge in under a minute, bytes within 1.5x of what had to
+move, one new indicator across three hops in under 5 s.
+
+    .venv/bin/python bench/federation.py [--scale 100000] [--nodes 10] [--topologies line,hub] [--skip-naive]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.federation.mesh import Link, Mesh, MeshNode, indicator  # noqa: E402
+
+from threatmesh.node import open_node  # noqa: E402
+from threatmesh.stix.parse import parse_object  # noqa: E402
+from threatmesh.store.sqlite import SQLiteStore  # noqa: E402
+
+MEDIA = "application/taxii+json;version=2.1"
+
+
+def topology(shape: str, names: list[str]) -> list[Link]:
+    if shape == "line":
+        return [Link(names[i], names[i + 1]) for i in range(len(names) - 1)]
+    if shape == "hub":
+        return [Link(names[0], n) for n in names[1:]]
+    raise SystemExit(f"unknown topology {shape}")
+
+
+def count(node: MeshNode) -> int:
+    conn = sqlite3.connect(f"file:{node.db}?mode=ro", uri=True, timeout=30)
+    try:
+        (n,) = conn.execute("SELECT count(*) FROM memberships WHERE collection_id = ?",
+                            (node.collection_id,)).fetchone()
+    finally:
+        conn.close()
+    return int(n)
+
+
+def seed(mesh: Mesh, objects: list[dict[str, Any]]) -> None:
+    names = list(mesh.nodes)
+    shares: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    for i, obj in enumerate(objects):
+        shares[names[i % len(names)]].append(obj)
+
+    def put(name: str) -> None:
+        node = open_node(mesh.nodes[name].home, environ={})
+        try:
+            parsed = [parse_object(o) for o in shares[name]]
+            for start in range(0, len(parsed), 5000):
+                node.store.put_objects(parsed[start:start + 5000], collection_id=node.default_collection.id,
+                                       source="bench")
+        finally:
+            node.close()
+
+    threads = [threading.Thread(target=put, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def wait_converged(mesh: Mesh, target: int, timeout: float) -> float | None:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if all(count(node) >= target for node in mesh.nodes.values()):
+            return time.monotonic() - start
+        time.sleep(0.25)
+    return None
+
+
+def loop_bytes(mesh: Mesh) -> int:
+    total = 0
+    for node in mesh.nodes.values():
+        with SQLiteStore(node.db, readonly=True) as store:
+            for peer in store.list_peers():
+                state = store.get_sync_state(peer.name)
+                total += state.bytes_sent + state.bytes_received
+    return total
+
+
+def run_threatmesh(base: Path, shape: str, names: list[str], objects: list[dict[str, Any]],
+                   timeout: float) -> dict[str, Any]:
+    mesh = Mesh(base / f"tm-{shape}", names, topology(shape, names), {})
+    try:
+        mesh.start()
+        started = time.monotonic()
+        seed(mesh, objects)
+        seeded = time.monotonic() - started
+        # Each node also holds its own identity, which (unmarked: AMBER by default) stays home.
+        waited = wait_converged(mesh, len(objects) + 1, timeout)
+        result: dict[str, Any] = {"seconds": None if waited is None else seeded + waited, "seed_seconds": seeded,
+                                  "bytes": loop_bytes(mesh)}
+        if shape == "line" and len(names) >= 4:
+            new = indicator("bench-latency-probe", "clear")
+            far = mesh.nodes[names[3]]
+            t0 = time.monotonic()
+            mesh.nodes[names[0]].seed([new], source="bench")
+            deadline = t0 + 60
+            latency = None
+            while time.monotonic() < deadline:
+                if (new["id"], new["modified"]) in far.holdings():
+                    latency = time.monotonic() - t0
+                    break
+                time.sleep(0.05)
+            result["three_hops_seconds"] = latency
+        return result
+    finally:
+        mesh.close()
+
+
+def naive_round(mesh: Mesh, node: MeshNode, sizes: list[int]) -> int:
+    """One naive round for one node: the whole collection of each neighbour, stored; how many were new."""
+    new = 0
+    store = open_node(node.home, environ={})
+    try:
+        for other_name, _ in mesh.neighbours(node.name):
+            other = mesh.nodes[other_name]
+            url = f"{other.url}collections/{other.collection_id}/objects/"
+            headers = {"Accept": MEDIA, "Authorization": f"Bearer {other.admin_key}"}
+            params: dict[str, str] = {"limit": "10000"}
+            while True:
+                response = requests.get(url, params=params, headers=headers, timeout=300)
+                response.raise_for_status()
+                sizes.append(len(response.content) + len(response.request.url or ""))
+                body = orjson.loads(response.content)
+                parsed = [parse_object(o) for o in body.get("objects", []) if not o["id"].startswith("identity--")]
+                results = store.store.put_objects(parsed, collection_id=store.default_collection.id,
+                                                  source=f"peer:{other_name}")
+                new += sum(1 for r in results if r.outcome.value != "unchanged")
+                if not body.get("more"):
+                    break
+                params = {"limit": "10000", "next": body["next"]}
+    finally:
+        store.close()
+    return new
+
+
+def run_naive(base: Path, shape: str, names: list[str], objects: list[dict[str, Any]],
+              timeout: float) -> dict[str, Any]:
+    mesh = Mesh(base / f"naive-{shape}", names, topology(shape, names), {})
+    try:
+        for node in mesh.nodes.values():
+            node.start(extra_args=["--no-sync"])
+        for node in mesh.nodes.values():
+            node.wait_ready()
+        started = time.monotonic()
+        seed(mesh, objects)
+        sizes: list[int] = []
+        rounds = 0
+        while time.monotonic() - started < timeout:
+            rounds += 1
+            counts = [0] * len(names)
+
+            def work(i: int, node: MeshNode) -> None:
+                counts[i] = naive_round(mesh, node, sizes)
+
+            threads = [threading.Thread(target=work, args=(i, n)) for i, n in enumerate(mesh.nodes.values())]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            if all(count(node) >= len(objects) + 1 for node in mesh.nodes.values()):
+                break
+        converged = all(count(node) >= len(objects) + 1 for node in mesh.nodes.values())
+        return {"seconds": (time.monotonic() - started) if converged else None, "bytes": sum(sizes),
+                "rounds": rounds}
+    finally:
+        mesh.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=int, default=100_000, help="objects spread among the nodes")
+    parser.add_argument("--nodes", type=int, default=10)
+    parser.add_argument("--topologies", default="line,hub")
+    parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--timeout", type=float, default=600.0, help="give up on convergence after this long")
+    args = parser.parse_args()
+
+    names = [f"n{i}" for i in range(args.nodes)]
+    objects = [indicator(f"bench-{i}", "clear", description=f"benchmark object {i}") for i in range(args.scale)]
+    payload = sum(len(orjson.dumps(o)) for o in objects)
+    must_move = payload * (args.nodes - 1)
+    print(f"{args.nodes} nodes, {args.scale:,} objects ({payload / 1e6:.1f} MB); in a tree each crosses "
+          f"{args.nodes - 1} links: {must_move / 1e6:.1f} MB must move")
+    with tempfile.TemporaryDirectory(prefix="tm-bench-fed-") as tmp:
+        base = Path(tmp)
+        for shape in args.topologies.split(","):
+            ours = run_threatmesh(base, shape, names, objects, args.timeout)
+            converged = "DID NOT CONVERGE" if ours["seconds"] is None else f"{ours['seconds']:.1f} s"
+            line = (f"{shape:5} threatmesh: converged in {converged} (seeding {ours['seed_seconds']:.1f} s of it), "
+                    f"{ours['bytes'] / 1e6:.1f} MB on the wire = {ours['bytes'] / must_move:.2f}x what had to move")
+            print(line)
+            if "three_hops_seconds" in ours:
+                hops = ours["three_hops_seconds"]
+                print(f"{shape:5} threatmesh: one new indicator across 3 hops in "
+                      f"{'(not seen in 60 s)' if hops is None else f'{hops:.2f} s'}")
+            if not args.skip_naive:
+                naive = run_naive(base, shape, names, objects, args.timeout)
+                seconds = "DID NOT CONVERGE" if naive["seconds"] is None else f"{naive['seconds']:.1f} s"
+                print(f"{shape:5} naive:      converged in {seconds} over {naive['rounds']} rounds, "
+                      f"{naive['bytes'] / 1e6:.1f} MB on the wire = {naive['bytes'] / must_move:.2f}x what had to move")
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""`threatmesh kb ...`: knowledge packs, actor aliases and warninglists; and `threatmesh misp-feed URL`."""
+
+from __future__ import annotations
+
+import enum
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import typer
+
+from threatmesh.errors import InputError
+
+
+class Pack(str, enum.Enum):
+    attack = "attack"
+    misp_galaxy = "misp-galaxy"
+    kev = "kev"
+    warninglists = "warninglists"
+
+
+kb_app = typer.Typer(
+    name="kb",
+    help=("Knowledge packs and false-positive suppression.\n\n"
+          "`kb load attack FILE` loads an ATT&CK STIX bundle, `kb load misp-galaxy DIR` the MISP galaxy clusters "
+          "(actors with aliases, sponsoring states, victims and sectors; country and sector vocabularies), "
+          "`kb load kev FILE` the CISA Known Exploited Vulnerabilities catalog (JSON), all into the `kb` collection. "
+          "`kb aliases NAME` resolves an actor name across every source (APT28 = Fancy Bear = Forest Blizzard). "
+          "`kb load warninglists DIR` loads MISP warninglists (cidr, hostname, string, substring, regex) and "
+          "flags the stored indicators that hit one; flagged indicators are kept but left out of exports. "
+          "`kb flag` re-checks everything; `kb check KIND VALUE` tells which lists a value is on."),
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def _node(ctx: typer.Context) -> Any:
+    from threatmesh.cli import _ctx
+
+    return _ctx(ctx).open()
+
+
+@kb_app.command("load")
+def load(
+    ctx: typer.Context,
+    pack: Pack = typer.Argument(..., help="Which pack: attack (an ATT&CK STIX bundle), misp-galaxy (MISP galaxy "
+                                "`clusters/` folder), kev (CISA KEV JSON), warninglists (misp-warninglists `lists/`)."),
+    path: Path = typer.Argument(..., help="The pack's folder or file."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Load a knowledge pack into the node. Bad records and files are reported; the rest load (exit 3 if any failed).
+
+    Loading the same pack again changes nothing; a newer release adds newer versions.
+    """
+    from threatmesh.kb.warninglists import Warninglist, flag_store, read_warninglists, save_warninglists
+
+    if not path.exists():
+        raise InputError("no such file or directory", source=str(path))
+    if pack is not Pack.warninglists:
+        _load_pack(ctx, pack, path, json_out)
+        return
+    lists: list[Warninglist] = []
+    errors: list[str] = []
+    for item in read_warninglists(path):
+        if isinstance(item, InputError):
+            errors.append(item.describe())
+        else:
+            lists.append(item)
+    node = _node(ctx)
+    try:
+        save_warninglists(node.store, lists)
+        hits = flag_store(node.store)
+    finally:
+        node.close()
+    summary = {"pack": pack.value, "lists": len(lists), "entries": sum(len(w.entries) for w in lists),
+               "by_type": {t: sum(1 for w in lists if w.type == t) for t in sorted({w.type for w in lists})},
+               "flagged_objects": len(hits), "errors": errors}
+    if json_out:
+        _print_json(summary)
+    else:
+        print(f"loaded {summary['lists']} warninglists ({summary['entries']:,} entries); "
+              f"{len(hits)} stored objects flagged", file=sys.stderr)
+        for error in errors:
+            print(f"unreadable: {error}", file=sys.stderr)
+    if errors:
+        raise typer.Exit(3)
+
+
+@kb_app.command("flag")
+def flag(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="Print {object id: [lists]}.")) -> None:
+    """Check every stored indicator and observable against the warninglists, and record the hits."""
+    from threatmesh.kb.warninglists import flag_store
+
+    node = _node(ctx)
+    try:
+        hits = flag_store(node.store)
+    finally:
+        node.close()
+    if json_out:
+        _print_json(hits)
+    else:
+        print(f"{len(hits)} objects on a warninglist", file=sys.stderr)
+
+
+@kb_app.command("check")
+def check(
+    ctx: typer.Context,
+    kind: str = typer.Argument(..., help="Observable kind: ipv4-addr, ipv6-addr, domain-name, url, email-addr, file:hashes.MD5..."),
+    value: str = typer.Argument(..., help="The value to look up."),
+    json_out: bool = typer.Option(False, "--json", help="Print the list names as JSON."),
+) -> None:
+    """Which warninglists a value is on (exit 1 when none)."""
+    from threatmesh.kb.warninglists import load_index
+
+    node = _node(ctx)
+    try:
+        names = load_index(node.store).hits(kind, value)
+    finally:
+        node.close()
+    if json_out:
+        _print_json(names)
+    else:
+        for name in names:
+            print(name)
+    if not names:
+        raise typer.Exit(1)
+
+
+@kb_app.command("list")
+def list_(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """The warninglists this node uses (built-in ones first)."""
+    from threatmesh.kb.warninglists import stored_warninglists
+
+    node = _node(ctx)
+    try:
+        lists = stored_warninglists(node.store)
+    finally:
+        node.close()
+    rows = [{"name": w.name, "type": w.type, "entries": len(w.entries)} for w in lists]
+    if json_out:
+        _print_json(rows)
+    else:
+        for row in rows:
+            print(f"{row['type']:<10} {row['entries']:>8,}  {row['name']}")
+
+
+def _load_pack(ctx: typer.Context, pack: Pack, path: Path, json_out: bool) -> None:
+    import time
+
+    from threatmesh.cli import EXIT_PARTIAL, _print_ingest_summary, _progress, _short
+    from threatmesh.kb.packs import load_attack, load_galaxy, load_kev
+
+    loader = {Pack.attack: load_attack, Pack.misp_galaxy: load_galaxy, Pack.kev: load_kev}[pack]
+    node = _node(ctx)
+    try:
+        with _progress() as progress:
+            task = progress.add_task(f"loading {pack.value}", total=None, rate="")
+            started = time.perf_counter()
+            done = [0]
+
+            def advance(n: int) -> None:
+                done[0] += n
+                progress.update(task, advance=n,
+                                rate=f"{done[0] / max(time.perf_counter() - started, 1e-6):,.0f} obj/s")
+
+            result = loader(node.store, path, progress=advance,
+                            on_source=lambda label: progress.update(task, description=f"loading {_short(label)}"))
+            progress.update(task, description=f"loaded {pack.value}")
+    finally:
+        node.close()
+    if json_out:
+        _print_json(result.as_dict())
+    else:
+        _print_ingest_summary(result.report)
+        details = {"actors": result.actors, **result.extra} if pack is not Pack.kev else result.extra
+        print("; ".join(f"{k.replace('_', ' ')}: {v if not isinstance(v, list) else ', '.join(v) or 'none'}"
+                        for k, v in details.items()), file=sys.stderr)
+    if result.report.rejected or result.report.failed_sources:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@kb_app.command("aliases")
+def aliases(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="An actor name or alias (any case or punctuation), or an actor's STIX id."),
+    json_out: bool = typer.Option(False, "--json", help="Print {id, name, attack_id, aliases: {name: [sources]}}."),
+) -> None:
+    """Resolve an actor across ATT&CK and the MISP galaxies, and list all its names with their sources.
+
+    Needs `kb load attack` and/or `kb load misp-galaxy` first. Exit 1 when the name is unknown.
+    """
+    from threatmesh.kb.aliases import load_alias_index
+
+    node = _node(ctx)
+    try:
+        actor = load_alias_index(node.store).actor(name)
+    finally:
+        node.close()
+    if actor is None:
+        if json_out:
+            _print_json(None)
+        else:
+            print(f"threatmesh: no actor named {name!r} (load packs with `threatmesh kb load attack|misp-galaxy`)",
+                  file=sys.stderr)
+        raise typer.Exit(1)
+    names = actor.names()
+    if json_out:
+        _print_json({"id": actor.id, "name": actor.name, "attack_id": actor.attack_id or None, "aliases": names,
+                     "members": [{"id": m.id, "name": m.name, "source": m.source} for m in actor.members]})
+        return
+    print(f"{actor.name}  {actor.id}" + (f"  (ATT&CK {actor.attack_id})" if actor.attack_id else ""))
+    for spelling, sources in names.items():
+        print(f"  {spelling:<32} {', '.join(s.removeprefix('misp-galaxy:') for s in sources)}")
+
+
+def misp_feed(
+    ctx: typer.Context,
+    url: str = typer.Argument(..., help="The feed's URL (the folder holding manifest.json)."),
+    collection: str = typer.Option(None, "--collection", "-c", help="Collection id or alias (default: the node's)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Ingest every event of a MISP feed served over HTTP(S) (manifest.json + <uuid>.json).
+
+    A feed on disk is ingested with `threatmesh ingest FOLDER`. Exit 3 when an event was rejected.
+    """
+    from threatmesh.ingest.misp_read import read_feed_url
+    from threatmesh.ingest.pipeline import SourceReport, ingest_raw
+
+    node = _node(ctx)
+    try:
+        report = SourceReport(url)
+        ingest_raw(read_feed_url(url), node.store, report, collection_id=node.collection(collection).id,
+                   source=f"feed:{url}")
+    finally:
+        node.close()
+    if json_out:
+        _print_json(report.as_dict())
+    else:
+        print(f"{url}: {report.new} new, {report.updated} updated, {report.unchanged} unchanged, "
+              f"{len(report.rejected)} rejected", file=sys.stderr)
+        if report.error:
+            print(f"unreadable: {report.error}", file=sys.stderr)
+        for r in report.rejected[:20]:
+            print(f"rejected: {r.location}: {r.reason}", file=sys.stderr)
+    if report.rejected or report.error:
+        raise typer.Exit(3)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(kb_app, name="kb")
+    app.command("misp-feed")(misp_feed)

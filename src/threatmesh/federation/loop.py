@@ -1,0 +1,120 @@
+"""The background sync that `threatmesh serve` runs, near real time.
+
+One worker thread per peer, so a slow or unreachable peer delays nobody
+else. A worker polls the store's newest date_added (one cheap read) every
+`poll` seconds and pushes as soon as it moves; it pulls every `pull_every`
+seconds. A failed round is retried after a backoff that doubles up to
+`max_backoff`, and the next round resumes from the persisted cursors. A
+supervisor thread notices peers added, changed or removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from threatmesh.federation.sync import SyncContext, sync_peer
+from threatmesh.federation.transport import PeerClient
+from threatmesh.store.protocol import Peer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LoopTiming:
+    poll: float = 0.5  # seconds between checks for new local objects
+    pull_every: float = 2.0  # seconds between pulls from each peer
+    min_backoff: float = 0.5
+    max_backoff: float = 10.0  # a peer back from an outage waits at most this long
+    refresh_peers: float = 2.0  # seconds between re-reading the peer list
+
+
+class _Worker:
+    def __init__(self, ctx: SyncContext, peer: Peer, timing: LoopTiming, stopping: threading.Event) -> None:
+        self.ctx = ctx
+        self.peer = peer
+        self.timing = timing
+        self.stopping = threading.Event()
+        self.global_stop = stopping
+        self.thread = threading.Thread(target=self.run, name=f"sync-{peer.name}", daemon=True)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def _stopped(self) -> bool:
+        return self.stopping.is_set() or self.global_stop.is_set()
+
+    def run(self) -> None:
+        client = PeerClient(self.peer)
+        pushed_through = -1  # the newest local date_added already offered
+        next_pull = 0.0
+        retry_at = 0.0
+        failures = 0
+        try:
+            while not self._stopped():
+                now = time.monotonic()
+                newest = self.ctx.store.last_date_added()
+                due_push = newest != pushed_through
+                due_pull = now >= next_pull
+                if now >= retry_at and (due_push or due_pull):
+                    report = sync_peer(self.ctx, self.peer, client, pull=due_pull, push=due_push)
+                    if report.error:
+                        failures += 1
+                        delay = min(self.timing.max_backoff, self.timing.min_backoff * 2 ** (failures - 1))
+                        retry_at = time.monotonic() + delay
+                        log.warning("sync with %s failed (retry in %.1fs): %s", self.peer.name, delay, report.error)
+                    else:
+                        failures = 0
+                        if due_push:
+                            pushed_through = newest
+                        if due_pull:
+                            next_pull = time.monotonic() + self.timing.pull_every
+                    continue  # objects may have arrived meanwhile: look again at once
+                self.stopping.wait(self.timing.poll)
+        except Exception:  # a worker that dies silently would stop sharing unnoticed
+            log.exception("sync worker for %s stopped", self.peer.name)
+        finally:
+            client.close()
+
+
+class SyncLoop:
+    """Start with `start()`, stop with `stop()` (joins the threads)."""
+
+    def __init__(self, ctx: SyncContext, timing: LoopTiming = LoopTiming()) -> None:
+        self.ctx = ctx
+        self.timing = timing
+        self._stop = threading.Event()
+        self._workers: dict[str, _Worker] = {}
+        self._supervisor = threading.Thread(target=self._supervise, name="sync-supervisor", daemon=True)
+
+    def start(self) -> "SyncLoop":
+        self._supervisor.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._supervisor.join(timeout)
+        for worker in list(self._workers.values()):
+            worker.stop()
+        for worker in list(self._workers.values()):
+            worker.thread.join(timeout)
+
+    def _supervise(self) -> None:
+        while not self._stop.is_set():
+            try:
+                peers = {p.name: p for p in self.ctx.store.list_peers()}
+            except Exception:
+                log.exception("cannot read the peer list")
+                peers = {p: w.peer for p, w in self._workers.items()}
+            for name, worker in list(self._workers.items()):
+                if peers.get(name) != worker.peer or not worker.thread.is_alive():
+                    worker.stop()
+                    del self._workers[name]
+            for name, peer in peers.items():
+                if name not in self._workers:
+                    worker = _Worker(self.ctx, peer, self.timing, self._stop)
+                    self._workers[name] = worker
+                    worker.thread.start()
+            self._stop.wait(self.timing.refresh_peers)

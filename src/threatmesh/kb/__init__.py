@@ -1,0 +1,1 @@
+"""Knowledge packs (ATT&CK, MISP galaxies, CISA KEV) and warninglists."""

@@ -1,0 +1,1 @@
+"""Detection: indicators matched against log events (exact observables and STIX patterns)."""

@@ -1,0 +1,1 @@
+"""Reports for people: briefs rendered from analytics figures."""

@@ -1,0 +1,304 @@
+"""The one egress path: what of a selection may go to a recipient, and in what form.
+
+Every outgoing path calls `prepare_outgoing` (or an `Outbound` it keeps for a
+long stream): TAXII GET (taxii/server.py), TAXII push (taxii/client.py),
+exports (export/select.py), and the sync engine. It applies, per version:
+
+1. the pure policy of `share.policy` (TLP 2.0, sharing groups, no echo);
+2. no leak through references: an object whose refs point at an object held
+   here that may not go to the recipient is withheld (relationships,
+   sightings, anything with `*_ref(s)`); a container (report, grouping, note,
+   opinion, observed-data) instead goes with only the `object_refs` that may
+   go, and is withheld when none may. A target not held here leaks nothing
+   and does not block. A target that the recipient itself sent here is known
+   to it and does not block either. `created_by_ref` and marking refs are not
+   checked: they name identities and definitions, not intelligence;
+3. redaction (`share.redact`) of free text for every recipient but the
+   operator, and, when configured, anonymised sightings.
+
+Modified copies and signatures. A report cut down to the refs that may go,
+or a redacted object, is this node's modified copy: it keeps the author's id
+and `modified` (it is not a new version by the author, and must not replace
+the real one as "latest" anywhere), and it is flagged as derived in the
+batch's signed manifest, which travels beside the objects. Objects not
+modified are sent as the exact stored bytes, so a signature by their author
+over their canonical JSON still verifies after any number of hops. The price
+of keeping id and version: a receiver that later gets the full version from
+another path keeps the copy it stored first (stores are idempotent by id and
+version); sharing the full object later means its author issuing a new version.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable, Mapping
+
+import orjson
+
+from threatmesh.share.policy import Decision, Recipient, RecipientKind, Subject, decide
+from threatmesh.share.redact import Finding, RedactionSettings, anonymise_sighting, redact_object
+from threatmesh.store.protocol import Store, StoredVersion
+
+log = logging.getLogger("threatmesh.share.outbound")
+
+# Lists of refs that a container may share in part.
+CONTAINER_REFS: dict[str, tuple[str, ...]] = {
+    "report": ("object_refs",),
+    "grouping": ("object_refs",),
+    "note": ("object_refs",),
+    "opinion": ("object_refs",),
+    "observed-data": ("object_refs",),
+}
+# Refs that name who made or how to mark an object, not intelligence: not checked.
+_UNCHECKED = frozenset({"created_by_ref", "object_marking_refs", "granular_markings", "external_references",
+                        "kill_chain_phases"})
+
+
+@dataclass(frozen=True, slots=True)
+class Withheld:
+    id: str
+    version: str
+    rule: str  # why, in words an operator understands
+    code: str = ""  # Decision.code of the rule that decided
+
+
+@dataclass(slots=True)
+class OutgoingBatch:
+    """What may go, in the form it may go in.
+
+    `items` are the versions that go, in input order, each with `json`
+    replaced by the bytes to send (the stored bytes when unchanged).
+    `extra` holds objects the node adds so that what it sends stays whole
+    (the anonymous identity of anonymised sightings); they go after `items`.
+    """
+
+    items: list[StoredVersion] = field(default_factory=list)
+    derived: list[int] = field(default_factory=list)  # indexes into items of modified copies
+    extra: list[bytes] = field(default_factory=list)
+    withheld: list[Withheld] = field(default_factory=list)
+    redactions: list[Finding] = field(default_factory=list)
+
+    @property
+    def objects(self) -> list[bytes]:
+        """JSON of everything to send: items, then extra."""
+        return [item.json for item in self.items] + self.extra
+
+    def withheld_by_rule(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for entry in self.withheld:
+            counts[entry.rule] = counts.get(entry.rule, 0) + 1
+        return counts
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """`threatmesh peer explain`: the decision for an object's latest version and what would be redacted."""
+
+    object_id: str
+    version: str
+    decision: Decision
+    redactions: tuple[Finding, ...] = ()
+    refs_dropped: tuple[str, ...] = ()  # container refs that would be cut
+
+
+class Outbound:
+    """The egress path for one recipient; keep one for a long stream so lookups are cached."""
+
+    def __init__(
+        self,
+        store: Store,
+        recipient: Recipient,
+        *,
+        default_tlp: str,
+        redaction: RedactionSettings = RedactionSettings(),
+    ) -> None:
+        self.store = store
+        self.recipient = recipient
+        self.default_tlp = default_tlp
+        self.redaction = redaction
+        self._targets: dict[str, Decision] = {}
+        self._sent_identities: set[str] = set()
+
+    # -- public ------------------------------------------------------------------------
+
+    def prepare(self, versions: Iterable[StoredVersion]) -> OutgoingBatch:
+        """Decide, cut and redact a selection (see the module docstring)."""
+        batch = OutgoingBatch()
+        selection = list(versions)
+        if not selection:
+            return batch
+        operator = self.recipient.kind is RecipientKind.OPERATOR
+        senders = {} if operator else self.store.senders_of([(v.id, v.version) for v in selection])
+        for version in selection:
+            if operator:
+                batch.items.append(version)
+                continue
+            self._prepare_one(version, senders.get((version.id, version.version), set()), batch)
+        return batch
+
+    def decision(self, version: StoredVersion) -> tuple[Decision, list[str], list[Finding]]:
+        """The decision for one version, the container refs it would lose, and the redactions."""
+        batch = OutgoingBatch()
+        senders = self.store.senders_of([(version.id, version.version)]).get((version.id, version.version), set())
+        data = orjson.loads(version.json)
+        policy = decide(Subject.of(version, data, senders), self.recipient, default_tlp=self.default_tlp)
+        if not policy.allowed:
+            return policy, [], []
+        self._prepare_one(version, senders, batch, data=data)
+        if batch.withheld:
+            entry = batch.withheld[0]
+            return Decision(False, entry.rule, entry.code), [], []
+        dropped = [ref for ref in _container_refs(data) if not self._target_allowed(ref).allowed]
+        return policy, dropped, batch.redactions
+
+    # -- per version ---------------------------------------------------------------------
+
+    def _prepare_one(
+        self, version: StoredVersion, senders: set[str], batch: OutgoingBatch, *, data: dict[str, Any] | None = None
+    ) -> None:
+        data = orjson.loads(version.json) if data is None else data
+        policy = decide(Subject.of(version, data, senders), self.recipient, default_tlp=self.default_tlp)
+        if policy.allowed and self.recipient.kind is RecipientKind.OPERATOR:
+            batch.items.append(version)
+            return
+        if not policy.allowed:
+            batch.withheld.append(Withheld(version.id, version.version, policy.rule, policy.code))
+            return
+        out, modified, refused = self._cut_references(data)
+        if refused is not None:
+            batch.withheld.append(Withheld(version.id, version.version, refused.rule, refused.code))
+            return
+        if version.type == "sighting" and self.redaction.anonymise_sightings and self.redaction.enabled:
+            out, identity = anonymise_sighting(out, self.redaction)
+            modified = True
+            if identity is not None and identity["id"] not in self._sent_identities:
+                self._sent_identities.add(identity["id"])
+                batch.extra.append(orjson.dumps(identity))
+        if self.redaction.enabled:
+            redacted = redact_object(out, self.redaction)
+            if redacted.changed:
+                out, modified = redacted.data, True
+                batch.redactions.extend(redacted.findings)
+                for finding in redacted.findings:
+                    log.info("redacted %s in %s %s for %s (rule %s)", finding.kind, version.id, finding.path,
+                             self.recipient.name, finding.rule)
+        if modified:
+            batch.derived.append(len(batch.items))
+            batch.items.append(replace(version, json=orjson.dumps(out)))
+        else:
+            batch.items.append(version)
+
+    def _cut_references(self, data: dict[str, Any]) -> tuple[dict[str, Any], bool, Decision | None]:
+        """(object to send, whether it was cut, the refusal when it may not go at all)."""
+        containers = CONTAINER_REFS.get(str(data.get("type")), ())
+        anonymised = ("where_sighted_refs",) if data.get("type") == "sighting" and self.redaction.anonymise_sightings \
+            and self.redaction.enabled else ()
+        cut: dict[str, list[str]] = {}
+        for prop, target in _refs(data):
+            if prop in anonymised:
+                continue
+            verdict = self._target_allowed(target)
+            if verdict.allowed:
+                continue
+            if prop in containers:
+                cut.setdefault(prop, []).append(target)
+                continue
+            return data, False, Decision(
+                False, f"refers ({prop}) to {target}, which may not go to {self.recipient.name}: {verdict.rule}",
+                "reference")
+        if not cut:
+            return data, False, None
+        out = dict(data)
+        for prop, dropped in cut.items():
+            kept = [ref for ref in data.get(prop, []) if ref not in set(dropped)]
+            if not kept:
+                return data, False, Decision(
+                    False, f"none of its {prop} may go to {self.recipient.name}", "reference-container-empty")
+            out[prop] = kept
+        return out, True, None
+
+    def _target_allowed(self, target: str) -> Decision:
+        cached = self._targets.get(target)
+        if cached is not None:
+            return cached
+        stored = self.store.get_latest(target)
+        if stored is None:
+            verdict = Decision(True, "not held here", "reference-absent")
+        else:
+            senders = self.store.senders_of([(stored.id, stored.version)]).get((stored.id, stored.version), set())
+            if self.recipient.name in senders or stored.source == f"peer:{self.recipient.name}":
+                verdict = Decision(True, f"{self.recipient.name} sent it here", "reference-known")
+            else:
+                subject = Subject.of(stored, orjson.loads(stored.json), senders)
+                verdict = decide(subject, self.recipient, default_tlp=self.default_tlp)
+        self._targets[target] = verdict
+        return verdict
+
+
+def _refs(data: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, str]]:
+    """(property, target id) for every ref of an object, markings and creator excepted."""
+    for key, value in data.items():
+        if key in _UNCHECKED:
+            continue
+        if key.endswith("_ref") and isinstance(value, str):
+            yield prefix + key, value
+        elif key.endswith("_refs") and isinstance(value, list):
+            for item in value:
+                if isinstance(item, str):
+                    yield prefix + key, item
+        elif key == "extensions" and isinstance(value, Mapping):
+            # SCO extensions hold refs too (archive contents, email bodies).
+            for ext_name, ext in value.items():
+                if isinstance(ext, Mapping):
+                    yield from _refs(ext, f"{prefix}extensions.{ext_name}.")
+
+
+def _container_refs(data: Mapping[str, Any]) -> list[str]:
+    refs: list[str] = []
+    for prop in CONTAINER_REFS.get(str(data.get("type")), ()):
+        refs.extend(r for r in data.get(prop, []) if isinstance(r, str))
+    return refs
+
+
+def added_version(raw: bytes, date_added: int = 0) -> StoredVersion:
+    """A StoredVersion for an object of `OutgoingBatch.extra`, for paths that carry StoredVersions."""
+    data = orjson.loads(raw)
+    return StoredVersion(
+        id=data["id"], type=data["type"], version=str(data.get("modified", "")), spec_version="2.1", json=raw,
+        date_added=date_added, tlp=None, source="node",
+    )
+
+
+def prepare_outgoing(
+    store: Store,
+    versions: Iterable[StoredVersion],
+    recipient: Recipient,
+    *,
+    default_tlp: str,
+    redaction: RedactionSettings = RedactionSettings(),
+) -> OutgoingBatch:
+    """What of `versions` may go to `recipient`, redacted where needed (one call, one batch)."""
+    return Outbound(store, recipient, default_tlp=default_tlp, redaction=redaction).prepare(versions)
+
+
+def explain(
+    store: Store,
+    object_id: str,
+    recipient: Recipient,
+    *,
+    default_tlp: str,
+    redaction: RedactionSettings = RedactionSettings(),
+) -> Explanation:
+    """Whether the latest version of `object_id` may go to `recipient`, and which rule decided.
+
+    Raises `errors.NotFound` when the store holds no such object.
+    """
+    from threatmesh.errors import NotFound
+
+    latest = store.get_latest(object_id)
+    if latest is None:
+        raise NotFound(f"no object {object_id!r} in this node")
+    outbound = Outbound(store, recipient, default_tlp=default_tlp, redaction=redaction)
+    decision, dropped, findings = outbound.decision(latest)
+    return Explanation(object_id, latest.version, decision, tuple(findings), tuple(dropped))

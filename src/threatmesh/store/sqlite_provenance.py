@@ -1,0 +1,74 @@
+"""The provenance part of the SQLite store: which peer sent which version, and when.
+
+A mixin of `SQLiteStore`, like `sqlite_peers`; the table is created by
+migration `0004_provenance`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import AbstractContextManager
+from typing import Sequence
+
+import orjson
+
+from threatmesh.store.protocol import ProvenanceRecord
+
+# Bound parameters per statement stay well under SQLite's limit.
+_CHUNK = 400
+
+
+class SQLiteProvenanceTables:
+    """Provenance methods of the Store protocol, for SQLiteStore."""
+
+    # Provided by SQLiteStore.
+    def _reading(self) -> AbstractContextManager[sqlite3.Connection]: ...  # pragma: no cover
+    def _writing(self) -> AbstractContextManager[sqlite3.Connection]: ...  # pragma: no cover
+
+    def record_provenance(self, records: Sequence[ProvenanceRecord]) -> int:
+        if not records:
+            return 0
+        with self._writing() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT INTO provenance (id, version, peer, received, signer, key_fingerprint, verified, derived, path)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id, version, peer) DO NOTHING",
+                [
+                    (r.object_id, r.version, r.peer, r.received, r.signer, r.key_fingerprint, int(r.verified),
+                     int(r.derived), orjson.dumps(list(r.path)).decode())
+                    for r in records
+                ],
+            )
+            return conn.total_changes - before
+
+    def provenance(self, object_id: str) -> list[ProvenanceRecord]:
+        with self._reading() as conn:
+            rows = conn.execute(
+                "SELECT id, version, peer, received, signer, key_fingerprint, verified, derived, path"
+                " FROM provenance WHERE id = ? ORDER BY received, version, peer",
+                (object_id,),
+            ).fetchall()
+        return [
+            ProvenanceRecord(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), bool(r[7]), tuple(orjson.loads(r[8])))
+            for r in rows
+        ]
+
+    def senders_of(self, versions: Sequence[tuple[str, str]]) -> dict[tuple[str, str], set[str]]:
+        wanted = set(versions)
+        found: dict[tuple[str, str], set[str]] = {}
+        ids = list(dict.fromkeys(object_id for object_id, _ in versions))
+        with self._reading() as conn:
+            # peer_holds (received = 1) is where the sync engine notes what a peer sent;
+            # provenance adds receipts recorded with their signatures.
+            for start in range(0, len(ids), _CHUNK):
+                chunk = orjson.dumps(ids[start:start + _CHUNK]).decode()
+                rows = conn.execute(
+                    "SELECT id, version, peer FROM provenance WHERE id IN (SELECT value FROM json_each(?))"
+                    " UNION SELECT id, version, peer FROM peer_holds"
+                    " WHERE received = 1 AND id IN (SELECT value FROM json_each(?))",
+                    (chunk, chunk),
+                ).fetchall()
+                for object_id, version, peer in rows:
+                    if (object_id, version) in wanted:
+                        found.setdefault((object_id, version), set()).add(peer)
+        return found

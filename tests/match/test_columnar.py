@@ -1,0 +1,107 @@
+"""The columnar Zeek matcher finds exactly what the line-at-a-time matcher finds."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import corpus_path
+from threatmesh.logs import ReadReport, read_logs
+from threatmesh.match.columnar import match_zeek_file
+from threatmesh.match.engine import Matcher
+from threatmesh.match.index import build_index
+from threatmesh.match.protocol import LogEvent
+
+pytest.importorskip("polars")
+
+
+def _ind(n: int, pattern: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "indicator", "id": f"indicator--{n:08d}-0000-4000-8000-000000000000", "pattern": pattern,
+            "pattern_type": "stix", "valid_from": "2018-01-01T00:00:00Z", **extra}
+
+
+def _corpus_indicators(events: list[LogEvent]) -> list[dict[str, Any]]:
+    """Indicators drawn from the logs' own values: some names' parents, addresses, ranges, hashes."""
+    rng = random.Random(6)
+    ips: set[str] = set()
+    names: set[str] = set()
+    hashes: set[str] = set()
+    for event in events:
+        for role, value in event.values:
+            if role in ("src-ip", "dst-ip", "ip") and ":" not in value:
+                ips.add(value)
+            elif role == "domain":
+                names.add(value.lower().rstrip("."))
+            elif role == "sha256":
+                hashes.add(value)
+    picked_ips = rng.sample(sorted(ips), min(40, len(ips)))
+    parents = {n.partition(".")[2] for n in rng.sample(sorted(names), min(60, len(names))) if n.count(".") >= 2}
+    patterns = [f"[ipv4-addr:value = '{ip}']" for ip in picked_ips]
+    patterns += [f"[ipv4-addr:value = '{ip.rsplit('.', 1)[0]}.0/{plen}']" for ip, plen in
+                 zip(picked_ips[:8], (24, 24, 25, 26, 28, 24, 30, 29))]
+    patterns += ["[ipv4-addr:value = '10.0.0.0/8']", "[ipv4-addr:value = '10.47.0.0/16']"]
+    patterns += [f"[domain-name:value = '{p}']" for p in sorted(parents) if p]
+    patterns += [f"[file:hashes.'SHA-256' = '{h}']" for h in sorted(hashes)[:5]]
+    # one indicator valid only after the logs were written: it must not hit
+    out = [_ind(i, p) for i, p in enumerate(patterns)]
+    out.append(_ind(len(out), f"[ipv4-addr:value = '{picked_ips[0]}']", valid_from="2019-01-01T00:00:00Z"))
+    return out
+
+
+def test_same_hits_on_the_real_zeek_logs() -> None:
+    folder = corpus_path("logs", "zeek-wrccdc2018", "zeek-default")
+    # Each log is read line by line once: its events give the indicators and the reference hits.
+    by_file: dict[Path, tuple[list[LogEvent], int]] = {}
+    for path in sorted(folder.glob("*.log")):
+        read = ReadReport()
+        by_file[path] = (list(read_logs([str(path)], "zeek", read)), read.lines)
+    index = build_index(_corpus_indicators([e for events, _ in by_file.values() for e in events]))
+    assert len(index) > 60 and index.cidr[4]
+    total = 0
+    for path, (events, lines) in by_file.items():
+        line_hits = {(h.event.line, h.indicator_id) for h in Matcher(index, now=0).match(events)}
+        report = ReadReport()
+        hits, columnar_lines, _ = match_zeek_file(str(path), index, report, now=0)
+        assert columnar_lines == lines and report.bad == 0
+        assert {(h.event.line, h.indicator_id) for h in hits} == line_hits, path.name
+        total += len(line_hits)
+    assert total > 10_000  # the comparison is not vacuous
+    late = index.indicators[-1].id
+    assert late not in {i for _, i in line_hits}
+
+
+def test_same_hits_with_urls_subdomains_sets_and_broken_lines(tmp_path: Path) -> None:
+    log = tmp_path / "http.log"
+    log.write_text(
+        "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\thttp\n"
+        "#fields\tts\tid.orig_h\tid.resp_h\thost\turi\tmd5\ttx_hosts\n"
+        "1700000000.0\t10.0.0.1\t198.51.100.7\twww.evil.example\t/a%7eb\t-\t-\n"
+        "1700000001.0\t10.0.0.2\t192.0.2.9\tBAD.example\t/x\t" + "AB" * 16 + "\t203.0.113.5,192.0.2.1\n"
+        "1700000002.0\t10.0.0.3\t192.0.2.10\tok.example\t/\t-\n"  # one field short: unreadable
+        "#close\t2023-11-14-23-13-20\n"
+        "#fields\tts\tid.orig_h\tid.resp_h\thost\turi\tmd5\ttx_hosts\n"  # a concatenated log's repeated header
+        "1700000003.0\t10.0.0.4\t192.0.2.11\tcdn.deep.evil.example.\t/\t-\t(empty)\n"
+    )
+    index = build_index([
+        _ind(1, "[domain-name:value = 'evil.example']"),
+        _ind(2, "[url:value = 'http://bad.example/x']"),
+        _ind(3, "[url:value = 'http://www.evil.example/a~b']"),
+        _ind(4, "[file:hashes.MD5 = '" + "ab" * 16 + "']"),
+        _ind(5, "[ipv4-addr:value = '203.0.113.0/24']"),
+        _ind(6, "[ipv4-addr:value = '198.51.100.7']"),
+    ])
+    read = ReadReport()
+    line_hits = {(h.event.line, h.indicator_id[11:19]) for h in Matcher(index, now=0).match(
+        read_logs([str(log)], "zeek", read))}
+    report = ReadReport()
+    hits, _, _ = match_zeek_file(str(log), index, report, now=0)
+    columnar_hits = {(h.event.line, h.indicator_id[11:19]) for h in hits}
+    assert columnar_hits == line_hits == {
+        (7, "00000001"), (7, "00000003"), (7, "00000006"), (8, "00000002"), (8, "00000004"), (8, "00000005"),
+        (12, "00000001")}
+    assert report.bad == read.bad == 1 and report.bad_lines[0].line == 9
+    by_line = {h.event.line: h for h in hits}
+    assert by_line[12].value == "cdn.deep.evil.example"

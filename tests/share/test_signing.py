@@ -1,0 +1,82 @@
+"""Signed batches: Ed25519 over RFC 8785 canonical JSON, beside the objects."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import orjson
+import pytest
+
+from threatmesh.errors import ConfigError
+from threatmesh.node import init_node
+from threatmesh.share.keys import KEY_FILE, META_PUBLIC_KEY, load_node_key
+from threatmesh.share.signing import (
+    generate_private_key,
+    key_fingerprint,
+    public_key_text,
+    sign_batch,
+    verify_batch,
+)
+
+OBJECTS = [
+    orjson.dumps({"type": "indicator", "id": f"indicator--{n}", "modified": "2024-01-01T00:00:00.000Z",
+                  "name": f"x{n}", "confidence": 50})
+    for n in range(5)
+]
+
+
+def test_a_signed_batch_verifies_in_any_order_and_any_key_order() -> None:
+    key = generate_private_key()
+    manifest = sign_batch(key, OBJECTS, signer="identity--a", derived=[2])
+    result = verify_batch(manifest, OBJECTS, public_key_text(key))
+    assert result.ok and result.signer == "identity--a" and len(result.good) == 5
+    # Canonical JSON: reordered keys and other whitespace still verify.
+    rewritten = [orjson.dumps(dict(reversed(list(orjson.loads(o).items())))) + b"\n" for o in reversed(OBJECTS)]
+    assert verify_batch(manifest, rewritten, public_key_text(key)).ok
+    assert manifest["x_entries"][2]["derived"] is True
+    assert all("x_signature" not in orjson.loads(o) for o in OBJECTS)  # beside, never inside
+
+
+def test_a_tampered_object_is_named_and_the_rest_verify() -> None:
+    key = generate_private_key()
+    manifest = sign_batch(key, OBJECTS)
+    tampered = list(OBJECTS)
+    data = orjson.loads(tampered[3])
+    data["confidence"] = 100
+    tampered[3] = orjson.dumps(data)
+    result = verify_batch(manifest, tampered, public_key_text(key))
+    assert not result.ok and result.signature_valid
+    assert [(b.index, b.id) for b in result.bad] == [(3, "indicator--3")]
+    assert "differs" in result.bad[0].reason
+    extra = verify_batch(manifest, [*OBJECTS, orjson.dumps({"id": "indicator--9", "modified": "x"})],
+                         public_key_text(key))
+    assert [b.id for b in extra.bad] == ["indicator--9"]
+
+
+def test_a_wrong_key_or_an_altered_manifest_fails_everything() -> None:
+    key, other = generate_private_key(), generate_private_key()
+    manifest = sign_batch(key, OBJECTS)
+    assert len(verify_batch(manifest, OBJECTS, public_key_text(other)).bad) == 5
+    # An attacker re-signing with its own key and putting that key inside gains nothing:
+    # only the key exchanged when the peer was added counts.
+    forged = sign_batch(other, OBJECTS)
+    forged["x_key"] = public_key_text(key)
+    assert not verify_batch(forged, OBJECTS, public_key_text(key)).signature_valid
+    altered = dict(manifest, x_signer="identity--someone-else")
+    assert not verify_batch(altered, OBJECTS, public_key_text(key)).signature_valid
+
+
+def test_init_creates_a_private_key_only_the_owner_reads(tmp_path: Path) -> None:
+    created = init_node(tmp_path / "n", "n", environ={})
+    try:
+        path = tmp_path / "n" / KEY_FILE
+        assert path.stat().st_mode & 0o777 == 0o600
+        public = created.node.store.get_meta(META_PUBLIC_KEY)
+        assert public == public_key_text(load_node_key(tmp_path / "n"))
+        assert len(key_fingerprint(public)) == 16
+        os.chmod(path, 0o644)
+        with pytest.raises(ConfigError, match="readable by other users"):
+            load_node_key(tmp_path / "n")
+    finally:
+        created.node.close()
