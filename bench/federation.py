@@ -24,6 +24,7 @@ move, one new indicator across three hops in under 5 s.
 from __future__ import annotations
 
 import argparse
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -198,6 +199,8 @@ def run_naive(base: Path, shape: str, names: list[str], objects: list[dict[str, 
 
 
 def main() -> None:
+    # A SIGTERM (timeout, Ctrl-C in a wrapper) unwinds through the `finally`s that stop the nodes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=int, default=100_000, help="objects spread among the nodes")
     parser.add_argument("--nodes", type=int, default=10)

@@ -25,7 +25,10 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class LoopTiming:
     poll: float = 0.5  # seconds between checks for new local objects
-    pull_every: float = 2.0  # seconds between pulls from each peer
+    # Seconds between pulls from each peer (the first one is at once). Pushes carry new
+    # objects in near real time; pulls catch up after an outage and serve peers that do
+    # not push (third-party servers), and each one racing a push can fetch a version twice.
+    pull_every: float = 10.0
     min_backoff: float = 0.5
     max_backoff: float = 10.0  # a peer back from an outage waits at most this long
     refresh_peers: float = 2.0  # seconds between re-reading the peer list

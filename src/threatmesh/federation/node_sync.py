@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from threatmesh.federation.loop import LoopTiming, SyncLoop
-from threatmesh.federation.signatures import Signer
+from threatmesh.federation.signatures import Signer, load_signer
 from threatmesh.federation.sync import SyncContext
 from threatmesh.node import Node
-from threatmesh.share.keys import key_path, load_node_key
+from threatmesh.share.keys import key_path
 from threatmesh.share.redact import RedactionSettings
 
 
 def node_signer(node: Node) -> Signer | None:
     """The node's signer, once the node has an Ed25519 key (made by `init`)."""
-    if not key_path(node.settings.home).exists():
-        return None
-    return Signer(load_node_key(node.settings.home), node.identity_id)
+    return load_signer(key_path(node.settings.home), node.identity_id)
 
 
 def context_for(node: Node) -> SyncContext:

@@ -7,8 +7,9 @@ checks every other object against the manifest with the key exchanged when
 the peer was added, refuses those that do not verify, and records a
 provenance receipt for each version it accepts.
 
-An envelope without a manifest is accepted as unverified (its receipt says
-so): pulls over standard TAXII carry none, and neither do third-party peers.
+Pushes to, and pages served to, a peer whose public key this node knows (a
+threatmesh node) carry a manifest. An envelope without one is accepted as
+unverified (its receipt says so): third-party peers send none.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from typing import Any, Sequence
 
 import orjson
 
+from threatmesh.node import META_IDENTITY
 from threatmesh.share import signing
+from threatmesh.share.keys import key_path, load_node_key
 from threatmesh.store.protocol import Peer, PeerRejection, ProvenanceRecord, Store
 
 MANIFEST_TYPE = signing.MANIFEST_TYPE
@@ -45,7 +48,18 @@ def load_signer(key_file: Path, identity: str) -> Signer | None:
     """The node's signer from its PEM key file; None when the node has no key yet."""
     if not key_file.exists():
         return None
-    return Signer(signing.load_private_key(key_file.read_bytes()), identity)
+    return Signer(load_node_key(key_file.parent), identity)
+
+
+def manifest_for_caller(caller: Any, objects: Sequence[bytes], home: Path, store: Store) -> bytes | None:
+    """The signed manifest of a page served to a peer-bound caller whose public key this
+    node knows (a threatmesh node, which verifies it); None for anyone else, or before
+    this node has a key."""
+    peer: Peer | None = getattr(caller, "peer", None)
+    if peer is None or not peer.public_key or not objects:
+        return None
+    signer = load_signer(key_path(home), store.get_meta(META_IDENTITY) or "")
+    return signer.manifest(objects) if signer else None
 
 
 @dataclass

@@ -22,8 +22,8 @@ import copy
 import uuid
 import ipaddress
 import re
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping
 
 KINDS = ("email", "phone", "ssn", "mrn", "dob", "patient-name", "internal-host", "internal-ip")
 

@@ -64,6 +64,7 @@ from threatmesh.share.redact import RedactionSettings
 from threatmesh.taxii import resources
 from threatmesh.federation.receive import record_push, screen_push
 from threatmesh.federation.revocations import revoke_deleted
+from threatmesh.federation.signatures import manifest_for_caller
 from threatmesh.taxii.access import (
     ANONYMOUS,
     WWW_AUTHENTICATE,
@@ -456,7 +457,11 @@ class TaxiiServer:
             found = self._readable(caller, request.path_params["api_root"], request.path_params["collection_id"])
             page = self._page(request, caller, Endpoint.OBJECTS, found)
             outcome.objects = len(page.items)
-            body = resources.envelope([i.json for i in page.items], more=page.more, next_token=page.next_token)
+            sent = [i.json for i in page.items]
+            # To a threatmesh peer (its key exchanged): the page's signed manifest rides first.
+            manifest = manifest_for_caller(caller, sent, self.settings.home, self.store)
+            body = resources.envelope(([manifest] if manifest else []) + sent, more=page.more,
+                                      next_token=page.next_token)
             headers = _date_added_headers(page.items)
             if page.scanned_last is not None:
                 # An extension header: where a resuming client may continue even when the

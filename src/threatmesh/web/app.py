@@ -16,6 +16,7 @@ from threatmesh import __version__
 from threatmesh.settings import Settings
 from threatmesh.store.protocol import Store
 from threatmesh.taxii.server import taxii_routes
+from threatmesh.web.dashboard import dashboard_routes
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ def create_app(settings: Settings, store: Store) -> Starlette:
         Route("/health", health, methods=["GET"]),
         # TAXII 2.1: discovery, API roots and every collection endpoint.
         *taxii_routes(settings, store),
+        # The web dashboard under /ui (and / sending browsers there).
+        *dashboard_routes(settings, store),
     ]
     app = Starlette(routes=routes)
     app.state.settings = settings
