@@ -187,14 +187,15 @@ def ingest(
             def on_source(label: str) -> None:
                 progress.update(task, description=f"ingesting {_short(label)}")
 
-            before = node.store.last_date_added()
-            report = ingest_paths(paths, node.store, collection_id=target.id, tlp=tlp.value if tlp else None,
-                                  strict=strict, fmt=fmt, options=options, progress=advance, on_source=on_source)
-            progress.update(task, description="ingested")
-        from threatmesh.kb.warninglists import flag_new_objects
+            from threatmesh.kb.warninglists import FlaggingStore
 
-        # False-positive suppression at ingest: only what this run added is checked.
-        flagged = flag_new_objects(node.store, target.id, before)
+            # False-positive suppression at ingest: what this run stores is checked as it is written.
+            flagging = FlaggingStore(node.store)
+            report = ingest_paths(paths, flagging, collection_id=target.id,  # type: ignore[arg-type]
+                                  tlp=tlp.value if tlp else None, strict=strict, fmt=fmt, options=options,
+                                  progress=advance, on_source=on_source)
+            progress.update(task, description="ingested")
+        flagged = flagging.record()
     if json_out:
         _print_json({**report.as_dict(), "warninglisted": flagged})
     else:

@@ -18,7 +18,7 @@ from threatmesh.kb.aliases import actor_aliases, resolve_actor
 from threatmesh.kb.kev import read_kev
 from threatmesh.kb.packs import kb_collection, load_galaxy
 from threatmesh.kb.vocab import country_code, load_country_vocab, load_sector_vocab
-from threatmesh.kb.warninglists import flag_new_objects, warninglist_hits
+from threatmesh.kb.warninglists import FlaggingStore, warninglist_hits
 from threatmesh.store.sqlite import SQLiteStore
 
 SOFACY_CLUSTER = "intrusion-set--5b4ee3ea-eee3-4c8e-8323-85ae32658754"  # MISP threat-actor galaxy
@@ -125,15 +125,18 @@ def test_kev_bad_entries_are_rejected_with_their_index(tmp_path: Path) -> None:
 def test_ingest_hook_flags_only_what_was_added(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "s.db")
     collection = kb_collection(store).id
-    before = store.last_date_added()
     objects = [indicator(1, pattern="[ipv4-addr:value = '192.168.1.1']"),
                indicator(2, pattern="[domain-name:value = 'update.evil-host.ru']")]
-    report = SourceReport("t")
-    ingest_raw((RawObject("t", i, o) for i, o in enumerate(objects)), store, report, collection_id=collection,
-               source="t")
-    hits = flag_new_objects(store, collection, before, page=1)  # page of one: paging must not lose rows
-    assert list(hits) == [objects[0]["id"]]
-    assert flag_new_objects(store, collection, store.last_date_added()) == {}
+
+    def ingest(objs: list[dict[str, object]]) -> dict[str, list[str]]:
+        flagging = FlaggingStore(store)
+        ingest_raw((RawObject("t", i, o) for i, o in enumerate(objs)), flagging,  # type: ignore[arg-type]
+                   SourceReport("t"), collection_id=collection, source="t")
+        return flagging.record()
+
+    assert list(ingest(objects)) == [objects[0]["id"]]
+    assert ingest(objects) == {}  # nothing new: nothing checked
+    assert ingest([indicator(3, pattern="[ipv4-addr:value = '8.8.8.8']")]) == {}
     assert list(warninglist_hits(store)) == [objects[0]["id"]]  # earlier hits are kept
 
 

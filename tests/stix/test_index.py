@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from threatmesh.stix.index import index_object, pattern_observables
@@ -80,11 +79,12 @@ def test_unit42_indicators_yield_observables(corpora_dir: Path) -> None:
     assert missed and all(p.startswith("[url:value = '") and "://" not in p for p in missed)
 
 
-def test_index_is_fast(corpora_dir: Path) -> None:
+def test_index_covers_attack_references(corpora_dir: Path) -> None:
+    """Every ATT&CK relationship's source and target are indexed (speed is measured in bench/ingest.py)."""
     path = corpora_dir / "attack" / "enterprise-attack-18.1-stix21-converted.json"
     objects = json.loads(path.read_text())["objects"]
-    start = time.perf_counter()
     indexes = [index_object(o) for o in objects]
-    elapsed = time.perf_counter() - start
     assert sum(len(i.refs) for i in indexes) > 40_000
-    assert elapsed < 1.5, f"index_object took {elapsed:.2f}s for {len(objects)} objects"
+    for obj, index in zip(objects, indexes):
+        if obj["type"] == "relationship":
+            assert ("source_ref", obj["source_ref"]) in index.refs and ("target_ref", obj["target_ref"]) in index.refs

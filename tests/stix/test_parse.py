@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -180,13 +179,11 @@ def test_strict_accepts_oasis_examples(corpora_dir: Path) -> None:
     assert count > 50
 
 
-def test_ingest_speed_attack_enterprise(corpora_dir: Path) -> None:
+def test_every_attack_object_parses_as_21(corpora_dir: Path) -> None:
+    """The whole enterprise bundle parses leniently (its speed is measured in bench/ingest.py)."""
     path = corpora_dir / "attack" / "enterprise-attack-18.1-stix21-converted.json"
     objects = orjson.loads(path.read_bytes())["objects"]
     assert len(objects) == 24_771
-    start = time.perf_counter()
     parsed = [parse_object(o) for o in objects]
-    elapsed = time.perf_counter() - start
     assert all(p.spec_version == "2.1" for p in parsed)
-    # The target is well under 1 s (about 0.45 s measured); the margin absorbs a busy CI machine.
-    assert elapsed < 1.5, f"parse_object took {elapsed:.2f}s for 24,771 objects"
+    assert len({(p.id, p.version) for p in parsed}) == 24_771

@@ -189,3 +189,34 @@ def test_the_view_follows_the_accounts_clearance(data: DashboardNode) -> None:
     client = _signed_in(data, key)
     assert client.get(f"/ui/object/{data.red_incident_id}").status_code == 404
     assert "TLP:AMBER" in client.get("/ui/").text
+
+
+def test_versions_are_listed_and_each_is_viewable_under_the_policy(tmp_path: Path) -> None:
+    """An incident first stored at TLP:RED, then re-issued at TLP:CLEAR: the reader gets only the new version."""
+    from tests.web.dashboard_data import _sdo
+    from threatmesh.ingest.pipeline import SourceReport, ingest_raw
+    from threatmesh.ingest.stix_reader import RawObject
+
+    built = build_node(tmp_path / "node")
+    try:
+        first = _sdo("incident", 90, "red", name="Operation Two Faces", description="early, secret")
+        second = {**_sdo("incident", 90, "clear", name="Operation Two Faces", description="later, public"),
+                  "modified": "2025-02-01T00:00:00.000Z"}
+        report = SourceReport("versions")
+        ingest_raw([RawObject("t", 0, first), RawObject("t", 1, second)], built.node.store, report,
+                   collection_id=built.node.default_collection.id, source="demo")
+        assert not report.rejected
+        page = f"/ui/object/{first['id']}"
+        admin = _signed_in(built, built.admin_key)
+        listing = admin.get(page).text
+        older = re.findall(r'href="(/ui/object/[^"]+\?version=[^"]+)"', listing)
+        assert len(older) == 1, "the admin sees both versions, the older one as a link"
+        old_page = admin.get(older[0].replace("&amp;", "&")).text
+        assert "an older version" in old_page and "early, secret" in old_page
+
+        reader = _signed_in(built, built.reader_key)
+        latest = reader.get(page).text
+        assert "later, public" in latest and "?version=" not in latest
+        assert reader.get(older[0].replace("&amp;", "&")).status_code == 404
+    finally:
+        built.node.close()

@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from threatmesh.federation.receive import last_pushed_by
 from threatmesh.federation.sync import SyncContext, sync_peer
 from threatmesh.federation.transport import PeerClient
 from threatmesh.store.protocol import Peer
@@ -27,7 +28,8 @@ class LoopTiming:
     poll: float = 0.5  # seconds between checks for new local objects
     # Seconds between pulls from each peer (the first one is at once). Pushes carry new
     # objects in near real time; pulls catch up after an outage and serve peers that do
-    # not push (third-party servers), and each one racing a push can fetch a version twice.
+    # not push (third-party servers). A pull racing a push fetches versions twice, so a
+    # peer that pushed here within the last `pull_every` seconds is not pulled from.
     pull_every: float = 10.0
     min_backoff: float = 0.5
     max_backoff: float = 10.0  # a peer back from an outage waits at most this long
@@ -49,6 +51,10 @@ class _Worker:
     def _stopped(self) -> bool:
         return self.stopping.is_set() or self.global_stop.is_set()
 
+    def _peer_is_pushing(self) -> bool:
+        last = last_pushed_by(self.ctx.store, self.peer.name)
+        return time.time_ns() // 1000 - last < self.timing.pull_every * 1e6
+
     def run(self) -> None:
         client = PeerClient(self.peer)
         pushed_through = -1  # the newest local date_added already offered
@@ -61,6 +67,9 @@ class _Worker:
                 newest = self.ctx.store.last_date_added()
                 due_push = newest != pushed_through
                 due_pull = now >= next_pull
+                if due_pull and next_pull and self._peer_is_pushing():
+                    # Its pushes bring what a pull would; pulling too would fetch it twice.
+                    next_pull, due_pull = now + self.timing.pull_every, False
                 if now >= retry_at and (due_push or due_pull):
                     report = sync_peer(self.ctx, self.peer, client, pull=due_pull, push=due_push)
                     if report.error:
@@ -96,13 +105,17 @@ class SyncLoop:
         self._supervisor.start()
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask every thread to stop and wait for them, `timeout` seconds in all; a worker
+        still inside a request is a daemon thread and ends with the process. Cursors only
+        ever move after a stored page or an answered push, so stopping anywhere is safe."""
+        deadline = time.monotonic() + timeout
         self._stop.set()
         self._supervisor.join(timeout)
         for worker in list(self._workers.values()):
             worker.stop()
         for worker in list(self._workers.values()):
-            worker.thread.join(timeout)
+            worker.thread.join(max(0.0, deadline - time.monotonic()))
 
     def _supervise(self) -> None:
         while not self._stop.is_set():

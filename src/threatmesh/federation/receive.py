@@ -20,6 +20,16 @@ from threatmesh.stix.model import StixObject
 from threatmesh.store.protocol import Peer, PutResult, Store
 
 
+# meta key + peer name: when that peer last pushed here (µs); the sync loop skips
+# pulling from a peer that is pushing, since a pull would only race its push.
+PUSHED_BY_PREFIX = "federation.pushed_by."
+
+
+def last_pushed_by(store: Store, peer: str) -> int:
+    value = store.get_meta(PUSHED_BY_PREFIX + peer)
+    return int(value) if value else 0
+
+
 @dataclass
 class ScreenedPush:
     accepted_raw: list[Any]
@@ -42,6 +52,7 @@ def record_push(store: Store, push: ScreenedPush, objects: Sequence[StixObject],
         return
     now = time.time_ns() // 1000
     store.mark_held(push.peer.name, [(r.id, r.version) for r in results], received=True)
+    store.set_meta(PUSHED_BY_PREFIX + push.peer.name, str(now))
     store.record_provenance([
         receipt(push.peer, r.id, r.version, id_version(obj.data)[1], push.screened, now)
         for obj, r in zip(objects, results)

@@ -135,6 +135,8 @@ def _pull(ctx: SyncContext, peer: Peer, client: PeerClient, remote: str, report:
     while True:
         page = client.get_page(remote, added_after=added_after, next_token=next_token, limit=PAGE_SIZE)
         _store_received(ctx, peer, page.objects, report)
+        if page.objects:
+            ctx.store.audit(f"peer:{peer.name}", "PULL", f"{peer.url} {remote}", 200, len(page.objects))
         if page.resume_after:
             ctx.store.set_sync_cursor(peer.name, PULL, remote, page.resume_after)
         if progress:
@@ -207,6 +209,8 @@ def _push(ctx: SyncContext, peer: Peer, client: PeerClient, remote: str, report:
                 derived = [i - start for i in out.derived if start <= i < end]
                 objects = [ctx.signer.manifest(objects, derived), *objects]
             result = client.post_envelope(remote, objects)
+            # Every share is in the audit log: what left, to whom, how many.
+            ctx.store.audit(f"peer:{peer.name}", "PUSH", f"{peer.url} {remote}", 202, end - start)
             refused_ids = {f.split(":", 1)[0] for f in result.failures}
             report.failed += len(result.failures)
             report.failures.extend(result.failures)

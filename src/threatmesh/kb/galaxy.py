@@ -147,7 +147,7 @@ def actor_objects(kind: str, cluster: Mapping[str, Any], timestamp: str, vocab: 
         out += [country_location(code, SHARED_TIMESTAMP),
                 _relationship(actor, "targets", derived_id("location", "country", code), timestamp)]
     for name in organisations:
-        identity = {"type": "identity", "id": derived_id("identity", "organization", name_key(name)),
+        identity: dict[str, Any] = {"type": "identity", "id": derived_id("identity", "organization", name_key(name)),
                     "spec_version": "2.1", "created": SHARED_TIMESTAMP, "modified": SHARED_TIMESTAMP, "name": name,
                     "identity_class": "organization"}
         out += [identity, _relationship(actor, "targets", identity["id"], timestamp)]

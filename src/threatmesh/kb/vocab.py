@@ -131,7 +131,7 @@ def country_vocab_from_galaxy(data: Any, source: str) -> CountryVocab:
     """MISP `country.json` (geonames): value = lower-case name, meta ISO / ISO3 / Capital / Continent."""
     vocab = CountryVocab()
     for value in _values(data, source):
-        meta = value.get("meta") if isinstance(value.get("meta"), Mapping) else {}
+        meta: Mapping[str, Any] = value["meta"] if isinstance(value.get("meta"), Mapping) else {}
         code = str(meta.get("ISO", "")).upper()
         if len(code) != 2:
             continue
@@ -147,7 +147,7 @@ def sector_vocab_from_galaxy(data: Any, source: str) -> SectorVocab:
         name = value.get("value")
         if not isinstance(name, str) or not name:
             continue
-        meta = value.get("meta") if isinstance(value.get("meta"), Mapping) else {}
+        meta: Mapping[str, Any] = value["meta"] if isinstance(value.get("meta"), Mapping) else {}
         synonyms = tuple(s for s in meta.get("synonyms") or [] if isinstance(s, str))
         vocab.add(Sector(name, synonyms, str(meta.get("NACE_CODE", ""))))
     return vocab

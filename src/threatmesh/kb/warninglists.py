@@ -31,7 +31,8 @@ import orjson
 
 from threatmesh.errors import InputError
 from threatmesh.stix.index import pattern_observables
-from threatmesh.store.protocol import ObjectQuery, Store
+from threatmesh.stix.model import StixObject
+from threatmesh.store.protocol import PutOutcome, PutResult, Store
 
 META_INDEX = "kb.warninglists"
 META_LIST = "kb.warninglist:"
@@ -291,44 +292,45 @@ def flagged_ids(store: Store) -> set[str]:
     return set(warninglist_hits(store))
 
 
-_CHECKED_TYPES = ("indicator", "ipv4-addr", "ipv6-addr", "domain-name", "url", "email-addr", "file")
+_CHECKED_TYPES = frozenset({"indicator", "ipv4-addr", "ipv6-addr", "domain-name", "url", "email-addr", "file"})
 
 
-def flag_new_objects(store: Store, collection_id: str, added_after: int, *, page: int = 5000
-                     ) -> dict[str, list[str]]:
-    """Check what an ingest just added to a collection (date_added > `added_after`); record and return the hits.
+class FlaggingStore:
+    """The ingest hook: a Store that checks each newly written indicator or observable against the lists.
 
-    The ingest hook: it reads only the new indicators and observables, so it costs
-    what the ingest added, not what the store holds. Earlier hits are kept.
+    Wrap the store handed to the ingest pipeline, then call `record()`. It uses the
+    observables the core already extracted for indexing (`StixObject.index`), so it
+    costs a dictionary probe or two per new value and no extra read of the store;
+    the lists are read from the store only when a candidate object is written.
     """
-    index: WarninglistIndex | None = None
-    hits: dict[str, list[str]] = {}
-    cursor = added_after
-    seen_at_cursor: set[tuple[str, str]] = set()
-    while True:
-        # Rows sharing the page's last date_added may straddle pages: re-read that instant, skip what was seen.
-        result = store.query(ObjectQuery(collection_id, added_after=cursor - 1 if seen_at_cursor else cursor,
-                                         types=_CHECKED_TYPES, limit=page))
-        fresh = [v for v in result.items if (v.id, v.version) not in seen_at_cursor]
-        for version in fresh:
-            index = index or load_index(store)
-            names: set[str] = set()
-            for kind, value in object_observables(orjson.loads(version.json)):
-                names.update(index.hits(kind, value))
-            if names:
-                hits[version.id] = sorted(names)
-        if not result.more or not result.items:
-            break
-        if not fresh:  # a whole page at one instant, all seen already: read more at once
-            page *= 2
-            continue
-        last = result.items[-1].date_added
-        seen_at_cursor = {(v.id, v.version) for v in result.items if v.date_added == last} | (
-            seen_at_cursor if last == cursor else set())
-        cursor = last
-    if hits:
-        recorded = warninglist_hits(store)
-        recorded.update(hits)
-        store.set_meta(META_HITS, orjson.dumps(recorded).decode())
-    return hits
 
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._index: WarninglistIndex | None = None
+        self.hits: dict[str, list[str]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def put_objects(self, objects: Sequence[StixObject], *, collection_id: str, source: str,
+                    tlp: str | None = None) -> list[PutResult]:
+        results = self._store.put_objects(objects, collection_id=collection_id, source=source, tlp=tlp)
+        for obj, result in zip(objects, results):
+            if result.outcome in (PutOutcome.NEW, PutOutcome.UPDATED) and obj.type in _CHECKED_TYPES \
+                    and obj.index.observables:
+                if self._index is None:
+                    self._index = load_index(self._store)
+                names = {n for kind, value in obj.index.observables for n in self._index.hits(kind, value)}
+                if names:
+                    self.hits[obj.id] = sorted(names)
+                else:
+                    self.hits.pop(obj.id, None)
+        return results
+
+    def record(self) -> dict[str, list[str]]:
+        """Add this ingest's hits to the recorded ones; return this ingest's."""
+        if self.hits:
+            recorded = warninglist_hits(self._store)
+            recorded.update(self.hits)
+            self._store.set_meta(META_HITS, orjson.dumps(recorded).decode())
+        return dict(self.hits)

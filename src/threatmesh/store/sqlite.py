@@ -282,10 +282,10 @@ class SQLiteStore(SQLitePeerTables, SQLiteProvenanceTables):
             conn.close()
         if self._writer is not None:
             with self._write_lock:
-                try:
-                    self._writer.execute("PRAGMA optimize")
-                except sqlite3.Error:
-                    pass  # an optimisation hint only
+                # No `PRAGMA optimize` here: run on a young store it records statistics
+                # of near-empty tables, and the planner then scans whole tables once
+                # the store has grown. Without statistics SQLite trusts the indexes,
+                # which is right for every query this store makes.
                 self._writer.close()
                 self._writer = None
 

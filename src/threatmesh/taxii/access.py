@@ -10,8 +10,11 @@ have the `can_read` / `can_write` granted to them; anyone (anonymous callers
 included) may read a public collection.
 
 What leaves through a read is decided by the node's one egress policy; the
-recipient an account stands for is chosen here. Until accounts carry sharing
-roles and TLP clearances, an ordinary account is a partner peer cleared for
+recipient an account stands for is chosen here. An account bound to a peer
+(`threatmesh peer add` creates it) is that peer, with its role, clearances and
+sharing groups, exactly as pushes to it see it; what it writes is recorded as
+received from that peer (source 'peer:NAME'), and it is never sent back what it
+sent or is known to hold. Any other account is a partner peer cleared for
 nothing (so it gets TLP:CLEAR only), an admin is the operator, and an
 anonymous reader is the public.
 """

@@ -262,8 +262,8 @@ def neighbours(viewer: Viewer, version: StoredVersion, data: dict[str, Any]) -> 
     shown = viewer.latest_many([i for _, i in own] + [i for _, i in inbound])
     relationships = {i: parse(v) for i, v in shown.items() if v.type == "relationship"}
     far_ends = {}
-    for rel in relationships.values():
-        for end in (rel.get("source_ref"), rel.get("target_ref")):
+    for sro in relationships.values():
+        for end in (sro.get("source_ref"), sro.get("target_ref")):
             if isinstance(end, str) and end != version.id:
                 far_ends[end] = True
     far = viewer.latest_many(far_ends)
@@ -323,7 +323,7 @@ def provenance(viewer: Viewer, version: StoredVersion) -> list[dict[str, Any]]:
     """Who sent this object here (operators only: peer names are the node's own business)."""
     if not viewer.is_admin:
         return []
-    rows = [{"version": version.version, "peer": "first stored from " + version.source, "when": "", "verified": None,
+    rows: list[dict[str, Any]] = [{"version": version.version, "peer": "first stored from " + version.source, "when": "", "verified": None,
              "path": ""}]
     for record in viewer.store.provenance(version.id):
         rows.append({"version": record.version, "peer": record.peer, "when": micros_to_text(record.received),
