@@ -461,7 +461,10 @@ def serve(
     insecure_http: bool = typer.Option(False, "--insecure-http", help="Allow plain HTTP on a non-loopback address."),
     no_sync: bool = typer.Option(False, "--no-sync", help="Serve only: do not sync with peers in the background."),
 ) -> None:
-    """Serve the node: TAXII 2.1 API under /taxii2/ and a health check at /health."""
+    """Serve the node: TAXII 2.1 API under /taxii2/, the dashboard under /ui/, a health check at /health.
+
+    The sync loop with the node's peers runs while it serves.
+    """
     import ipaddress
 
     from threatmesh.web.app import create_app
@@ -479,7 +482,9 @@ def serve(
         shown = f"[{host}]" if ":" in host else host
         err.print(f"threatmesh {__version__} serving {settings.node_name!r} at {scheme}://{shown}:{port}/taxii2/",
                   markup=False, highlight=False)
-        err.print(f"  node home {settings.home}; health at {scheme}://{shown}:{port}/health", markup=False)
+        err.print(f"  dashboard at {scheme}://{shown}:{port}/ui/; health at {scheme}://{shown}:{port}/health",
+                  markup=False)
+        err.print(f"  node home {settings.home}", markup=False)
         err.print("  authenticate with the admin API key printed by `threatmesh init`", markup=False)
         from threatmesh.federation.node_sync import start_sync_loop
 

@@ -30,6 +30,10 @@ _HEDGE = re.compile(r"^\W*(?:believed to be the work of|associated with|attribut
 
 
 def _sponsor(text: str) -> str | None:
+    # The documented rule: a Sponsor cell that names a recognisable country is the sponsor, even on
+    # rows whose cells look shifted (e.g. 'The Philippines' on the 2021 MalKamak aerospace row, ' Bulgaria'
+    # on the 'MalKamak' row); only cells that are no country ('Espionage', 'Government') stay unknown.
+    # The importer knows 'the philippines' (_COUNTRY_WORDS), so the leading 'The' is dropped here too.
     text = re.sub(r"^the\s+", "", text.strip().strip('"').strip(), flags=re.I)
     if not text:
         return None

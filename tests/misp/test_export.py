@@ -42,7 +42,12 @@ def test_cli_export_loads_in_pymisp_and_validates(tmp_path: Path, capsys: pytest
     stix_file = write_bundle(tmp_path / "b.json", [indicator(1)])
     assert run_cli(capsys, home, "ingest", str(misp_file), str(stix_file)).code == 0
     out = tmp_path / "out.json"
-    result = run_cli(capsys, home, "export", "--format", "misp", "-o", str(out), "--json")
+    # the test values use reserved names (RFC 2606), which the built-in warninglist flags:
+    # by default they stay out of the export, and the operator can ask for them
+    default = run_cli(capsys, home, "export", "--format", "misp", "-o", str(out), "--json")
+    assert default.code == 0 and default.json()["withheld"] > 0
+    assert "bad1.example" not in out.read_text()
+    result = run_cli(capsys, home, "export", "--format", "misp", "-o", str(out), "--include-warninglisted", "--json")
     assert result.code == 0 and result.json()["written"] == 2
     exported = json.loads(out.read_text())["response"]
     for item in exported:
