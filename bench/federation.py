@@ -118,6 +118,9 @@ def run_threatmesh(base: Path, shape: str, names: list[str], objects: list[dict[
         seeded = time.monotonic() - started
         # Each node also holds its own identity, which (unmarked: AMBER by default) stays home.
         waited = wait_converged(mesh, len(objects) + 1, timeout)
+        # A round's bytes are recorded when the round ends, which can be just after the last
+        # object landed: let the rounds finish before counting.
+        time.sleep(5)
         result: dict[str, Any] = {"seconds": None if waited is None else seeded + waited, "seed_seconds": seeded,
                                   "bytes": loop_bytes(mesh)}
         if shape == "line" and len(names) >= 4:

@@ -28,13 +28,13 @@ def test_killed_node_and_down_peer_converge_with_nothing_lost_or_duplicated(tmp_
     a, b, c = (mesh.nodes[n] for n in "abc")
     try:
         own = {n: node.holdings() for n, node in mesh.nodes.items()}  # each node's identity (AMBER: stays)
-        first = _clear_batch("first", 2000)
+        first = _clear_batch("first", 3000)
         a.seed(first)
         mesh.start()
         # Kill b as soon as the first objects reach it: in the middle of a's push (and of b's pull).
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(b.holdings() & _keys(first)) < 50:
-            time.sleep(0.05)
+            time.sleep(0.01)
         got_before_kill = len(b.holdings() & _keys(first))
         assert 0 < got_before_kill < len(first), "b must be killed mid-round for this test to mean anything"
         b.kill9()

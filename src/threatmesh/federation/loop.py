@@ -29,8 +29,11 @@ class LoopTiming:
     # Seconds between pulls from each peer (the first one is at once). Pushes carry new
     # objects in near real time; pulls catch up after an outage and serve peers that do
     # not push (third-party servers). A pull racing a push fetches versions twice, so a
-    # peer that pushed here within the last `pull_every` seconds is not pulled from.
+    # peer that pushed here within the last `pushing_window` seconds is not pulled from.
     pull_every: float = 10.0
+    # A peer that pushed here this recently counts as pushing (long batches under load
+    # can leave tens of seconds between its pushes); one that stopped is pulled again after it.
+    pushing_window: float = 60.0
     min_backoff: float = 0.5
     max_backoff: float = 10.0  # a peer back from an outage waits at most this long
     refresh_peers: float = 2.0  # seconds between re-reading the peer list
@@ -53,7 +56,7 @@ class _Worker:
 
     def _peer_is_pushing(self) -> bool:
         last = last_pushed_by(self.ctx.store, self.peer.name)
-        return time.time_ns() // 1000 - last < self.timing.pull_every * 1e6
+        return time.time_ns() // 1000 - last < self.timing.pushing_window * 1e6
 
     def run(self) -> None:
         client = PeerClient(self.peer)
