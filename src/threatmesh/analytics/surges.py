@@ -21,7 +21,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scipy.stats import binomtest, false_discovery_control
 
 from threatmesh.analytics.facts import Fact
 from threatmesh.analytics.periods import period_key, period_range, shift
@@ -55,6 +54,9 @@ def surges(
     """Periods where a value of `field_name` rose significantly above its previous `window` periods."""
     if window < 1:
         raise ValueError("window must be at least 1 period")
+    # scipy takes most of a second to import: only the commands that test for surges pay it
+    from scipy.stats import binomtest, false_discovery_control
+
     counts: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     keys = set()
     for fact in facts:

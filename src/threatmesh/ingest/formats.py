@@ -42,8 +42,15 @@ class ReadOptions:
 
 
 class Reader(Protocol):
-    name: str  # what `--format` calls it
-    suffixes: tuple[str, ...]  # file names taken when a directory is expanded
+    @property
+    def name(self) -> str:
+        """What `--format` calls it."""
+        ...
+
+    @property
+    def suffixes(self) -> tuple[str, ...]:
+        """File names taken when a directory is expanded."""
+        ...
 
     def detect(self, name: str, head: bytes) -> bool:
         """Whether this reader recognises the source from its name and first bytes."""

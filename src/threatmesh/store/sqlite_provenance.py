@@ -22,8 +22,11 @@ class SQLiteProvenanceTables:
     """Provenance methods of the Store protocol, for SQLiteStore."""
 
     # Provided by SQLiteStore.
-    def _reading(self) -> AbstractContextManager[sqlite3.Connection]: ...  # pragma: no cover
-    def _writing(self) -> AbstractContextManager[sqlite3.Connection]: ...  # pragma: no cover
+    def _reading(self) -> AbstractContextManager[sqlite3.Connection]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _writing(self) -> AbstractContextManager[sqlite3.Connection]:  # pragma: no cover
+        raise NotImplementedError
 
     def record_provenance(self, records: Sequence[ProvenanceRecord]) -> int:
         if not records:

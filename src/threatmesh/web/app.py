@@ -26,7 +26,7 @@ TAXII_MEDIA_TYPE = "application/taxii+json;version=2.1"
 def create_app(settings: Settings, store: Store) -> Starlette:
     async def health(request: Request) -> Response:
         problems = store.check_integrity() if request.query_params.get("deep") else []
-        body = {"status": "ok" if not problems else "degraded", "version": __version__}
+        body: dict[str, object] = {"status": "ok" if not problems else "degraded", "version": __version__}
         if problems:
             body["problems"] = problems
         return JSONResponse(body, status_code=200 if not problems else 503)
