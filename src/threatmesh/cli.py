@@ -9,10 +9,9 @@ from __future__ import annotations
 import enum
 import os
 import sys
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import orjson
 import typer
@@ -27,6 +26,7 @@ from rich.table import Table
 
 from threatmesh import __version__
 from threatmesh.errors import ConfigError, InputError, ThreatmeshError
+from threatmesh.cli_support import open_cli_node, print_json
 from threatmesh.node import Node, init_node, open_node
 from threatmesh.settings import resolve_home
 
@@ -85,18 +85,8 @@ def _root(
     ctx.obj = Context(home=resolve_home(home, os.environ), debug=debug)
 
 
-@contextmanager
-def _node(ctx: typer.Context) -> Iterator[Node]:
-    node = _ctx(ctx).open()
-    try:
-        yield node
-    finally:
-        node.close()
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
-    sys.stdout.flush()
+_node = open_cli_node
+_print_json = print_json
 
 
 def _progress(total: Optional[int] = None) -> Progress:

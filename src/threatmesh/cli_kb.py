@@ -5,10 +5,10 @@ from __future__ import annotations
 import enum
 import sys
 from pathlib import Path
-from typing import Any
 
-import orjson
 import typer
+
+from threatmesh.cli_support import node_of, print_json
 
 from threatmesh.errors import InputError
 
@@ -35,14 +35,8 @@ kb_app = typer.Typer(
 )
 
 
-def _print_json(data: Any) -> None:
-    sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
-
-
-def _node(ctx: typer.Context) -> Any:
-    from threatmesh.cli import _ctx
-
-    return _ctx(ctx).open()
+_print_json = print_json
+_node = node_of
 
 
 @kb_app.command("load")

@@ -7,20 +7,18 @@ as ThreatmeshError and printed as one line by its `main`.
 
 from __future__ import annotations
 
-import sys
 import uuid
-from contextlib import contextmanager
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
-import orjson
 import typer
+
+from threatmesh.cli_support import open_cli_node, print_json
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from threatmesh.auth import hash_key, new_api_key
-from threatmesh.errors import ConfigError, NotFound
-from threatmesh.node import Node, open_node
+from threatmesh.errors import NotFound
 from threatmesh.share.policy import Recipient, RecipientKind
 from threatmesh.stix.timestamps import micros_to_timestamp, timestamp_to_micros
 from threatmesh.store.protocol import Account, ApiRoot, Collection
@@ -33,21 +31,8 @@ out = Console()
 err = Console(stderr=True)
 
 
-@contextmanager
-def _node(ctx: typer.Context) -> Iterator[Node]:
-    home = getattr(ctx.find_root().obj, "home", None)
-    if home is None:
-        raise ConfigError("no node home given")
-    node = open_node(home)
-    try:
-        yield node
-    finally:
-        node.close()
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
-    sys.stdout.flush()
+_node = open_cli_node
+_print_json = print_json
 
 
 def _progress() -> Progress:
