@@ -313,6 +313,30 @@ def test_query_unknown_collection(store: Store) -> None:
         store.query(ObjectQuery("nope"))
 
 
+@pytest.mark.parametrize(
+    "kw",
+    [{}, {"versions": ("all",)}, {"versions": ("first",)}, {"versions": ("all",), "limit": 2},
+     {"versions": ("all",), "limit": 0}, {"types": ("malware",)}, {"ids": (ind(1),), "versions": ("all",)}],
+)
+def test_query_rows_matches_query(loaded: Store, c1: str, c2: str, kw: dict[str, Any]) -> None:
+    for collection in (c1, c2):
+        full = loaded.query(ObjectQuery(collection, **kw))
+        light = loaded.query_rows(ObjectQuery(collection, **kw))
+        assert light.more == full.more
+        assert [
+            (r.date_added, r.id, r.type, r.version, r.spec_version, r.tlp, r.source, r.json) for r in light.rows
+        ] == [
+            (v.date_added, v.id, v.type, v.version, v.spec_version, v.tlp, v.source, v.json) for v in full.items
+        ]
+        assert all(isinstance(r.json, bytes) for r in light.rows)
+    after = loaded.query(ObjectQuery(c1, versions=("all",))).items[0].date_added
+    assert [r.id for r in loaded.query_rows(ObjectQuery(c1, versions=("all",), added_after=after)).rows] == [
+        v.id for v in loaded.query(ObjectQuery(c1, versions=("all",), added_after=after)).items
+    ]
+    with pytest.raises(NotFound):
+        loaded.query_rows(ObjectQuery("nope"))
+
+
 @pytest.mark.parametrize("page_size", [1, 2, 3, 7, 50])
 def test_paging_neither_drops_nor_repeats(store: Store, c1: str, make: Make, page_size: int) -> None:
     for batch in range(4):

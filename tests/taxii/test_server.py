@@ -509,7 +509,7 @@ def test_an_internal_failure_is_a_taxii_500(served: Served, monkeypatch: pytest.
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(served.node.store, "query", broken)
+    monkeypatch.setattr(served.node.store, "query_rows", broken)  # what GET objects reads
     body = assert_taxii_error(served.client.get(served.url("objects/"), headers=served.admin), 500)
     assert "fire" not in orjson.dumps(body).decode()
 

@@ -32,15 +32,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping
+from typing import Any, Generic, Iterable, Mapping, Sequence, TypeVar
 
 import orjson
 
 from threatmesh.share.policy import Decision, Recipient, RecipientKind, Subject, decide
 from threatmesh.share.redact import Finding, RedactionSettings, anonymise_sighting, redact_object
-from threatmesh.store.protocol import Store, StoredVersion
+from threatmesh.store.protocol import PageRow, Store, StoredVersion
 
 log = logging.getLogger("threatmesh.share.outbound")
+
+# What the path takes and gives back: full versions, or the light rows of a query page.
+V = TypeVar("V", StoredVersion, PageRow)
 
 # Lists of refs that a container may share in part.
 CONTAINER_REFS: dict[str, tuple[str, ...]] = {
@@ -64,7 +67,7 @@ class Withheld:
 
 
 @dataclass(slots=True)
-class OutgoingBatch:
+class OutgoingBatch(Generic[V]):
     """What may go, in the form it may go in.
 
     `items` are the versions that go, in input order, each with `json`
@@ -73,7 +76,7 @@ class OutgoingBatch:
     (the anonymous identity of anonymised sightings); they go after `items`.
     """
 
-    items: list[StoredVersion] = field(default_factory=list)
+    items: list[V] = field(default_factory=list)
     derived: list[int] = field(default_factory=list)  # indexes into items of modified copies
     extra: list[bytes] = field(default_factory=list)
     withheld: list[Withheld] = field(default_factory=list)
@@ -122,24 +125,40 @@ class Outbound:
 
     # -- public ------------------------------------------------------------------------
 
-    def prepare(self, versions: Iterable[StoredVersion]) -> OutgoingBatch:
-        """Decide, cut and redact a selection (see the module docstring)."""
-        batch = OutgoingBatch()
+    def prepare(self, versions: Iterable[V]) -> OutgoingBatch[V]:
+        """Decide, cut and redact a selection (see the module docstring).
+
+        Takes StoredVersions or PageRows and gives back the same kind. The operator's
+        selection goes as it is: no JSON parsed, nothing looked up, nothing redacted."""
+        batch: OutgoingBatch[V] = OutgoingBatch()
         selection = list(versions)
         if not selection:
             return batch
-        operator = self.recipient.kind is RecipientKind.OPERATOR
-        senders = {} if operator else self.store.senders_of([(v.id, v.version) for v in selection])
+        if self.recipient.kind is RecipientKind.OPERATOR:
+            batch.items = selection
+            return batch
+        senders = self.store.senders_of([(v.id, v.version) for v in selection])
         for version in selection:
-            if operator:
-                batch.items.append(version)
-                continue
             self._prepare_one(version, senders.get((version.id, version.version), set()), batch)
         return batch
 
+    def prepare_rows(self, rows: Sequence[PageRow]) -> list[PageRow]:
+        """What of a query page may go, as it may go, as `PageRow`s in input order, then
+        the objects the path adds (dated with the last row's date_added). Through
+        `prepare`, like every other outgoing path."""
+        batch = self.prepare(rows)
+        out = batch.items
+        if out:
+            last = out[-1].date_added
+            for raw in batch.extra:
+                extra = added_version(raw, last)
+                out.append(PageRow(last, extra.id, extra.type, extra.version, extra.spec_version, extra.tlp,
+                                   extra.source, extra.json))
+        return out
+
     def decision(self, version: StoredVersion) -> tuple[Decision, list[str], list[Finding]]:
         """The decision for one version, the container refs it would lose, and the redactions."""
-        batch = OutgoingBatch()
+        batch: OutgoingBatch[StoredVersion] = OutgoingBatch()
         senders = self.store.senders_of([(version.id, version.version)]).get((version.id, version.version), set())
         data = orjson.loads(version.json)
         policy = decide(Subject.of(version, data, senders), self.recipient, default_tlp=self.default_tlp)
@@ -155,7 +174,7 @@ class Outbound:
     # -- per version ---------------------------------------------------------------------
 
     def _prepare_one(
-        self, version: StoredVersion, senders: set[str], batch: OutgoingBatch, *, data: dict[str, Any] | None = None
+        self, version: V, senders: set[str], batch: OutgoingBatch[V], *, data: dict[str, Any] | None = None
     ) -> None:
         data = orjson.loads(version.json) if data is None else data
         policy = decide(Subject.of(version, data, senders), self.recipient, default_tlp=self.default_tlp)
@@ -185,7 +204,8 @@ class Outbound:
                              self.recipient.name, finding.rule)
         if modified:
             batch.derived.append(len(batch.items))
-            batch.items.append(replace(version, json=orjson.dumps(out)))
+            raw = orjson.dumps(out)
+            batch.items.append(version._replace(json=raw) if isinstance(version, PageRow) else replace(version, json=raw))
         else:
             batch.items.append(version)
 

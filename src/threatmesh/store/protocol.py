@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol, Sequence, runtime_checkable
+from typing import Iterator, NamedTuple, Protocol, Sequence, runtime_checkable
 
 from threatmesh.stix.model import StixObject
 
@@ -93,6 +93,26 @@ class ObjectQuery:
 @dataclass(frozen=True, slots=True)
 class QueryPage:
     items: tuple[StoredVersion, ...]
+    more: bool  # further matching items exist after the last one returned
+
+
+class PageRow(NamedTuple):
+    """One object version of a query page, light: what the egress policy and the TAXII
+    envelope need, with the stored JSON bytes as they are (see `Store.query_rows`)."""
+
+    date_added: int  # µs; the membership's date_added in the queried collection
+    id: str
+    type: str
+    version: str
+    spec_version: str
+    tlp: str | None  # effective TLP, as in StoredVersion
+    source: str
+    json: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RowPage:
+    rows: tuple[PageRow, ...]
     more: bool  # further matching items exist after the last one returned
 
 
@@ -285,6 +305,11 @@ class Store(Protocol):
     def get_latest(self, object_id: str) -> StoredVersion | None: ...
 
     def query(self, query: ObjectQuery) -> QueryPage: ...
+
+    def query_rows(self, query: ObjectQuery) -> RowPage:
+        """`query` with light rows: the same versions, in the same order, with the same
+        `more`, as `PageRow`s (for the hot paths that send pages of stored JSON)."""
+        ...
 
     def iter_objects(
         self, collection_id: str | None = None, *, all_versions: bool = False

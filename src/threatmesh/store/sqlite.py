@@ -37,8 +37,10 @@ from threatmesh.store.protocol import (
     Collection,
     ObjectQuery,
     PutOutcome,
+    PageRow,
     PutResult,
     QueryPage,
+    RowPage,
     Rights,
     StatusDetail,
     StoredVersion,
@@ -62,6 +64,8 @@ _VERSION_COLUMNS = (
 )
 _OBJECT_COLUMNS = _VERSION_COLUMNS.format(added="o.date_added")
 _MEMBER_COLUMNS = _VERSION_COLUMNS.format(added="m.date_added")
+# Columns read into a PageRow (query_rows), in its field order.
+_ROW_COLUMNS = "m.date_added, o.id, o.type, o.version, o.spec_version, o.tlp, o.source, o.json"
 
 
 def _now_us() -> int:
@@ -501,6 +505,15 @@ class SQLiteStore(SQLitePeerTables, SQLiteProvenanceTables):
         per id, the newest ('last') or oldest ('first') version among the
         collection's members, every version ('all'), or the named versions.
         Results are ordered by date_added; `added_after` is exclusive."""
+        page = self._query_rows(query, _MEMBER_COLUMNS)
+        return QueryPage(items=tuple(_row_to_version(r) for r in page[0]), more=page[1])
+
+    def query_rows(self, query: ObjectQuery) -> RowPage:
+        rows, more = self._query_rows(query, _ROW_COLUMNS)
+        make = PageRow._make
+        return RowPage(rows=tuple(make(r) for r in rows), more=more)
+
+    def _query_rows(self, query: ObjectQuery, columns: str) -> tuple[list[Any], bool]:
         where = ["m.collection_id = ?"]
         params: list[Any] = [query.collection_id]
         if query.added_after is not None:
@@ -527,7 +540,7 @@ class SQLiteStore(SQLitePeerTables, SQLiteProvenanceTables):
                 params.append(_json_list(named))
             where.append("(" + " OR ".join(alternatives) + ")")
         sql = (
-            f"SELECT {_MEMBER_COLUMNS} FROM memberships m JOIN objects o ON o.pk = m.pk"
+            f"SELECT {columns} FROM memberships m JOIN objects o ON o.pk = m.pk"
             f" WHERE {' AND '.join(where)} ORDER BY m.date_added"
         )
         if query.limit is not None:
@@ -539,7 +552,7 @@ class SQLiteStore(SQLitePeerTables, SQLiteProvenanceTables):
         more = query.limit is not None and len(rows) > max(query.limit, 0)
         if more:
             rows = rows[: max(query.limit or 0, 0)]
-        return QueryPage(items=tuple(_row_to_version(r) for r in rows), more=more)
+        return rows, more
 
     def iter_objects(
         self, collection_id: str | None = None, *, all_versions: bool = False

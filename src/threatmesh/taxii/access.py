@@ -29,7 +29,7 @@ from typing import Sequence
 from threatmesh.auth import hash_key
 from threatmesh.errors import AuthError
 from threatmesh.share.policy import Recipient, RecipientKind
-from threatmesh.store.protocol import Account, Collection, Peer, Rights, Store, StoredVersion
+from threatmesh.store.protocol import Account, Collection, PageRow, Peer, Rights, Store, StoredVersion
 
 WWW_AUTHENTICATE = 'Bearer realm="threatmesh", Basic realm="threatmesh", charset="UTF-8"'
 # Longer headers cannot hold a threatmesh key; refusing them early bounds the work.
@@ -123,7 +123,7 @@ def source_for(caller: Caller) -> str:
     return f"user:{caller.name}"
 
 
-def versions_peer_holds(caller: Caller, items: Sequence[StoredVersion], store: Store) -> set[tuple[str, str]]:
+def versions_peer_holds(caller: Caller, items: Sequence[StoredVersion | PageRow], store: Store) -> set[tuple[str, str]]:
     """(id, version) of the items a peer-bound caller sent here or is known to hold:
     such versions are never sent back to it (they would only bounce around the mesh)."""
     if caller.peer is None or not items:

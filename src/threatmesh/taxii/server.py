@@ -53,13 +53,14 @@ from threatmesh.store.protocol import (
     ApiRoot,
     Collection,
     ObjectQuery,
+    PageRow,
     Rights,
     StatusDetail,
     Store,
     StoredVersion,
     TaxiiStatus,
 )
-from threatmesh.share.outbound import Outbound, added_version
+from threatmesh.share.outbound import Outbound
 from threatmesh.share.redact import RedactionSettings
 from threatmesh.taxii import resources
 from threatmesh.federation.receive import record_push, screen_push
@@ -159,7 +160,7 @@ def _error_response(problem: _Problem) -> Response:
     return _json_response(body, problem.status, problem.headers)
 
 
-def _version_of(item: StoredVersion) -> str:
+def _version_of(item: StoredVersion | PageRow) -> str:
     """The TAXII `version` of a stored object: its `modified`, else `created`, as sent
     (§5.3.1); objects with neither get their date_added, which is fixed per collection."""
     if item.version:
@@ -177,7 +178,7 @@ def _version_of(item: StoredVersion) -> str:
 SCANNED_LAST_HEADER = "X-Threatmesh-Scanned-Last"
 
 
-def _date_added_headers(items: Sequence[StoredVersion]) -> dict[str, str]:
+def _date_added_headers(items: Sequence[StoredVersion | PageRow]) -> dict[str, str]:
     if not items:
         return {}
     return {
@@ -196,7 +197,7 @@ class _Outcome:
 
 @dataclass(frozen=True, slots=True)
 class _Page:
-    items: list[StoredVersion]
+    items: list[PageRow]
     more: bool
     next_token: str | None
     scanned_last: int | None = None  # date_added of the last item examined, sent or withheld
@@ -298,12 +299,6 @@ class TaxiiServer:
         return Outbound(self.store, recipient, default_tlp=self.settings.default_tlp,
                         redaction=RedactionSettings.from_settings(self.settings))
 
-    def _send(self, outbound: Outbound, candidates: list[StoredVersion]) -> list[StoredVersion]:
-        """What of `candidates` may go, as it may go (redacted json), plus objects the path adds."""
-        batch = outbound.prepare(candidates)
-        added = [added_version(raw, batch.items[-1].date_added) for raw in batch.extra] if batch.items else []
-        return batch.items + added
-
     def _page(self, request: Request, caller: Caller, endpoint: Endpoint, collection: Collection,
               object_id: str | None = None) -> _Page:
         parsed = parse_query(
@@ -330,17 +325,19 @@ class TaxiiServer:
 
     def _fetch(
         self, query: ObjectQuery, recipient: Recipient, caller: Caller = ANONYMOUS
-    ) -> tuple[list[StoredVersion], bool, int | None]:
+    ) -> tuple[list[PageRow], bool, int | None]:
         wanted = query.limit or self.settings.page_size_default
-        items: list[StoredVersion] = []
+        items: list[PageRow] = []
         last_seen: int | None = None
         outbound = self._outbound(recipient)
         for _ in range(_MAX_FILL_ROUNDS):
-            page = self.store.query(replace(query, limit=wanted - len(items)))
-            held = versions_peer_holds(caller, page.items, self.store)
-            if page.items:
-                last_seen = page.items[-1].date_added
-            items.extend(self._send(outbound, [i for i in page.items if (i.id, i.version) not in held]))
+            page = self.store.query_rows(replace(query, limit=wanted - len(items)))
+            rows = page.rows
+            if rows:
+                last_seen = rows[-1].date_added
+            held = versions_peer_holds(caller, rows, self.store)
+            # Every row goes through the egress path (the operator's is a pass-through there).
+            items.extend(outbound.prepare_rows([r for r in rows if (r.id, r.version) not in held] if held else rows))
             if not page.more or len(items) >= wanted or last_seen is None:
                 return items, page.more, last_seen
             query = continue_after(query, last_seen)
