@@ -35,3 +35,24 @@ def test_no_statistics_and_collection_queries_use_indexes(tmp_path: Path) -> Non
             ).fetchall()
     details = " | ".join(str(r[-1]) for r in rows)
     assert "SCAN o" not in details, details
+
+
+def test_query_by_id_starts_from_the_id_index(tmp_path: Path) -> None:
+    """A TAXII GET of one object must not walk the whole collection in date order."""
+    from threatmesh.store.protocol import ObjectQuery
+
+    path = tmp_path / "ids.db"
+    collection = "5e1b2c3d-0000-4000-8000-000000000002"
+    with SQLiteStore(path) as store:
+        store.add_collection(Collection(id=collection, title="c"))
+        store.put_objects([parse_object(indicator(n)) for n in range(500)], collection_id=collection, source="t")
+        statements: list[str] = []
+        with store._reading() as conn:  # noqa: SLF001 - the plan of the store's own SQL is the subject
+            conn.set_trace_callback(statements.append)
+        rows = store.query_rows(ObjectQuery(collection_id=collection, ids=(indicator(7)["id"],), versions=("all",)))
+        with store._reading() as conn:  # noqa: SLF001
+            conn.set_trace_callback(None)
+            select = next(s for s in statements if s.lstrip().upper().startswith("SELECT") and "memberships" in s)
+            plan = " | ".join(str(r[-1]) for r in conn.execute("EXPLAIN QUERY PLAN " + select))
+    assert [r.id for r in rows.rows] == [indicator(7)["id"]]
+    assert "sqlite_autoindex_objects_1 (id=?)" in plan, plan

@@ -514,7 +514,10 @@ class SQLiteStore(SQLitePeerTables, SQLiteProvenanceTables):
         return RowPage(rows=tuple(make(r) for r in rows), more=more)
 
     def _query_rows(self, query: ObjectQuery, columns: str) -> tuple[list[Any], bool]:
-        where = ["m.collection_id = ?"]
+        # With ids named, start from the objects' id index: the unary + keeps the
+        # planner off the (collection_id, date_added) index, which it would
+        # otherwise walk in order through the whole collection to avoid a sort.
+        where = ["+m.collection_id = ?" if query.ids else "m.collection_id = ?"]
         params: list[Any] = [query.collection_id]
         if query.added_after is not None:
             where.append("m.date_added > ?")
