@@ -7,8 +7,8 @@ STAMP := $(VENV)/.installed-stamp
 
 # Debian packages the test suite uses (real tools as judges, browsers, servers).
 # Installed by `make test` when running as root (as CI does); otherwise listed,
-# and the tests that need them skip with a reason.
-DEBIAN_PACKAGES := bind9-utils poppler-utils fonts-dejavu-core chromium
+# and the tests that need them skip with a reason. Pango is what WeasyPrint renders PDF briefs with.
+DEBIAN_PACKAGES := bind9-utils poppler-utils fonts-dejavu-core chromium libpango-1.0-0 libpangoft2-1.0-0
 
 .PHONY: install system-deps run test bench lint clean
 
