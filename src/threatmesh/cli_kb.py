@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from threatmesh.cli_support import node_of, print_json
+from threatmesh.cli_support import open_cli_node, print_json
 
 from threatmesh.errors import InputError
 
@@ -36,7 +36,6 @@ kb_app = typer.Typer(
 
 
 _print_json = print_json
-_node = node_of
 
 
 @kb_app.command("load")
@@ -65,12 +64,9 @@ def load(
             errors.append(item.describe())
         else:
             lists.append(item)
-    node = _node(ctx)
-    try:
+    with open_cli_node(ctx) as node:
         save_warninglists(node.store, lists)
         hits = flag_store(node.store)
-    finally:
-        node.close()
     summary = {"pack": pack.value, "lists": len(lists), "entries": sum(len(w.entries) for w in lists),
                "by_type": {t: sum(1 for w in lists if w.type == t) for t in sorted({w.type for w in lists})},
                "flagged_objects": len(hits), "errors": errors}
@@ -90,11 +86,8 @@ def flag(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help
     """Check every stored indicator and observable against the warninglists, and record the hits."""
     from threatmesh.kb.warninglists import flag_store
 
-    node = _node(ctx)
-    try:
+    with open_cli_node(ctx) as node:
         hits = flag_store(node.store)
-    finally:
-        node.close()
     if json_out:
         _print_json(hits)
     else:
@@ -111,11 +104,8 @@ def check(
     """Which warninglists a value is on (exit 1 when none)."""
     from threatmesh.kb.warninglists import load_index
 
-    node = _node(ctx)
-    try:
+    with open_cli_node(ctx) as node:
         names = load_index(node.store).hits(kind, value)
-    finally:
-        node.close()
     if json_out:
         _print_json(names)
     else:
@@ -130,11 +120,8 @@ def list_(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", hel
     """The warninglists this node uses (built-in ones first)."""
     from threatmesh.kb.warninglists import stored_warninglists
 
-    node = _node(ctx)
-    try:
+    with open_cli_node(ctx) as node:
         lists = stored_warninglists(node.store)
-    finally:
-        node.close()
     rows = [{"name": w.name, "type": w.type, "entries": len(w.entries)} for w in lists]
     if json_out:
         _print_json(rows)
@@ -150,8 +137,7 @@ def _load_pack(ctx: typer.Context, pack: Pack, path: Path, json_out: bool) -> No
     from threatmesh.kb.packs import load_attack, load_galaxy, load_kev
 
     loader = {Pack.attack: load_attack, Pack.misp_galaxy: load_galaxy, Pack.kev: load_kev}[pack]
-    node = _node(ctx)
-    try:
+    with open_cli_node(ctx) as node:
         with _progress() as progress:
             task = progress.add_task(f"loading {pack.value}", total=None, rate="")
             started = time.perf_counter()
@@ -165,8 +151,6 @@ def _load_pack(ctx: typer.Context, pack: Pack, path: Path, json_out: bool) -> No
             result = loader(node.store, path, progress=advance,
                             on_source=lambda label: progress.update(task, description=f"loading {_short(label)}"))
             progress.update(task, description=f"loaded {pack.value}")
-    finally:
-        node.close()
     if json_out:
         _print_json(result.as_dict())
     else:
@@ -190,11 +174,8 @@ def aliases(
     """
     from threatmesh.kb.aliases import load_alias_index
 
-    node = _node(ctx)
-    try:
+    with open_cli_node(ctx) as node:
         actor = load_alias_index(node.store).actor(name)
-    finally:
-        node.close()
     if actor is None:
         if json_out:
             _print_json(None)
@@ -225,13 +206,10 @@ def misp_feed(
     from threatmesh.ingest.misp_read import read_feed_url
     from threatmesh.ingest.pipeline import SourceReport, ingest_raw
 
-    node = _node(ctx)
-    try:
+    with open_cli_node(ctx) as node:
         report = SourceReport(url)
         ingest_raw(read_feed_url(url), node.store, report, collection_id=node.collection(collection).id,
                    source=f"feed:{url}")
-    finally:
-        node.close()
     if json_out:
         _print_json(report.as_dict())
     else:
