@@ -1,7 +1,9 @@
 """Ingest benchmark: the enterprise ATT&CK bundle into a fresh node.
 
 In the same run, and on the same file, it times:
-  threatmesh   `ingest_paths` into a new SQLite node (parse, validate, index, store)
+  threatmesh   `ingest_paths` into a new SQLite node (parse, validate, index, store); a
+               file this big is parsed in a second process while the first stores it,
+               and the same ingest in one process is timed too
   floor        json.loads of the file + one executemany of the raw objects into a one-table SQLite file
   stix2.parse  the OASIS reference library parsing every object (no storage at all)
 and prints objects/s and the ratios, and the peak memory of a threatmesh ingest
@@ -30,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpora" / "attack" / "enterprise-attack-18.1-stix21-converted.json"
 
 
-def time_threatmesh(path: Path) -> tuple[float, int]:
+def time_threatmesh(path: Path, parallel: bool = True) -> tuple[float, int]:
     from threatmesh.ingest.pipeline import ingest_paths
     from threatmesh.node import init_node
 
@@ -39,7 +41,7 @@ def time_threatmesh(path: Path) -> tuple[float, int]:
         try:
             collection = node.default_collection.id
             started = time.perf_counter()
-            report = ingest_paths([str(path)], node.store, collection_id=collection)
+            report = ingest_paths([str(path)], node.store, collection_id=collection, parallel=parallel)
             elapsed = time.perf_counter() - started
         finally:
             node.close()
@@ -73,8 +75,9 @@ def time_stix2(path: Path) -> tuple[float, int]:
     return time.perf_counter() - started, len(objects)
 
 
-def peak_memory(path: Path) -> tuple[int, int]:
-    """(peak RSS growth during ingest, baseline RSS) of a child process, in bytes."""
+def peak_memory(path: Path) -> tuple[int, int, int]:
+    """(peak RSS growth during ingest, baseline RSS, peak RSS of the parsing process) of a child
+    process running the ingest, in bytes; the growth includes the parsing process's whole peak."""
     # ru_maxrss survives exec (it would report this parent's peak), so the child
     # resets its own high-water mark through /proc and reads VmHWM afterwards.
     code = (
@@ -90,17 +93,20 @@ def peak_memory(path: Path) -> tuple[int, int]:
         "open('/proc/self/clear_refs', 'w').write('5')\n"
         "base = status('VmRSS')\n"
         "ingest_paths([sys.argv[1]], node.store, collection_id=node.default_collection.id)\n"
-        "print(base, status('VmHWM'))\n"
+        "import resource\n"
+        "print(base, status('VmHWM'), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)\n"
     )
     result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
-    base, peak = (int(x) for x in result.stdout.split())
-    return peak - base, base
+    base, peak, child_peak = (int(x) for x in result.stdout.split())
+    # A big file is parsed in a child process: all of its memory is the ingest's.
+    return peak - base + child_peak, base, child_peak
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--file", type=Path, default=CORPUS)
     parser.add_argument("--skip-stix2", action="store_true", help="skip the (slow) stix2.parse reference")
+    parser.add_argument("--repeat", type=int, default=3, help="alternating runs of threatmesh and the floor")
     args = parser.parse_args()
     if not args.file.exists():
         print(f"skipped: {args.file} is absent (the shared corpora are not here)")
@@ -108,19 +114,36 @@ def main() -> int:
     size = args.file.stat().st_size
     print(f"file: {args.file.name} ({size / 1e6:.1f} MB), {os.cpu_count()} cores")
 
-    tm_s, tm_n = time_threatmesh(args.file)
-    floor_s, floor_n = time_floor(args.file)
-    rows = [("threatmesh ingest", tm_s, tm_n), ("floor: json.loads + executemany", floor_s, floor_n)]
+    # The runs alternate, so that a shared machine's changing load falls on all of
+    # them alike; each figure is the best of `--repeat` runs.
+    runs: dict[str, list[float]] = {}
+    counts: dict[str, int] = {}
+    for _ in range(args.repeat):
+        for name, timed in (
+            ("threatmesh ingest", lambda: time_threatmesh(args.file)),
+            ("threatmesh ingest, one process", lambda: time_threatmesh(args.file, parallel=False)),
+            ("floor: json.loads + executemany", lambda: time_floor(args.file)),
+        ):
+            seconds, counts[name] = timed()
+            runs.setdefault(name, []).append(seconds)
     if not args.skip_stix2:
-        rows.append(("stix2.parse (no storage)", *time_stix2(args.file)))
-    for name, seconds, n in rows:
-        print(f"  {name:34s} {n:>7,} objects in {seconds:7.2f} s = {n / seconds:>10,.0f} objects/s")
-    print(f"  threatmesh / floor time ratio: {tm_s / floor_s:.2f}x (goal <= 3x)")
+        seconds, counts["stix2.parse (no storage)"] = time_stix2(args.file)
+        runs["stix2.parse (no storage)"] = [seconds]
+    best = {name: min(times) for name, times in runs.items()}
+    for name, times in runs.items():
+        n = counts[name]
+        spread = f" (of {len(times)} runs: {', '.join(f'{t:.2f}' for t in times)} s)" if len(times) > 1 else ""
+        print(f"  {name:34s} {n:>7,} objects in {best[name]:7.2f} s = {n / best[name]:>10,.0f} objects/s{spread}")
+    tm_s, floor_s = best["threatmesh ingest"], best["floor: json.loads + executemany"]
+    print(f"  threatmesh / floor time ratio: {tm_s / floor_s:.2f}x (goal <= 3x); in one process: "
+          f"{best['threatmesh ingest, one process'] / floor_s:.2f}x")
     if not args.skip_stix2:
-        print(f"  stix2.parse / threatmesh time ratio: {rows[2][1] / tm_s:.1f}x (goal >= 10x)")
-    grown, base = peak_memory(args.file)
+        print(f"  stix2.parse / threatmesh time ratio: {best['stix2.parse (no storage)'] / tm_s:.1f}x (goal >= 10x); "
+              f"stix2.parse / floor: {best['stix2.parse (no storage)'] / floor_s:.1f}x")
+    grown, base, child = peak_memory(args.file)
     print(f"  peak memory growth during ingest: {grown / 1e6:.1f} MB = {grown / size:.2f}x the file "
-          f"(goal < 2x; process baseline {base / 1e6:.0f} MB)")
+          f"(goal < 2x; process baseline {base / 1e6:.0f} MB; of the growth, {child / 1e6:.0f} MB is the "
+          "parsing process's whole peak)")
     return 0
 
 

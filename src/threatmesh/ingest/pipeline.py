@@ -123,7 +123,8 @@ class _Batcher:
     memory stays bounded. Results are counted in the order batches were made.
     """
 
-    def __init__(self, store: Store, collection_id: str, source: str, tlp: str | None, report: SourceReport) -> None:
+    def __init__(self, store: Store, collection_id: str, source: str, tlp: str | None, report: SourceReport,
+                 *, threaded: bool = True) -> None:
         self.store = store
         self.collection_id = collection_id
         self.source = source
@@ -132,7 +133,7 @@ class _Batcher:
         self.batch: list[StixObject] = []
         self.keys: set[tuple[str, str]] = set()
         self.bytes = 0
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer") if threaded else None
         self.pending: Future[list[PutResult]] | None = None
 
     def add(self, obj: StixObject) -> None:
@@ -153,9 +154,15 @@ class _Batcher:
         if not self.batch:
             return
         batch = self.batch
-        self.pending = self.pool.submit(
-            self.store.put_objects, batch, collection_id=self.collection_id, source=self.source, tlp=self.tlp
-        )
+        if self.pool is None:
+            for result in self.store.put_objects(
+                batch, collection_id=self.collection_id, source=self.source, tlp=self.tlp
+            ):
+                self.report.count(result)
+        else:
+            self.pending = self.pool.submit(
+                self.store.put_objects, batch, collection_id=self.collection_id, source=self.source, tlp=self.tlp
+            )
         self.batch = []
         self.keys = set()
         self.bytes = 0
@@ -172,7 +179,25 @@ class _Batcher:
             self.flush()
             self._collect()
         finally:
-            self.pool.shutdown(wait=True)
+            if self.pool is not None:
+                self.pool.shutdown(wait=True)
+
+
+def parse_raw(raws: Iterable[RawObject | Rejected], *, strict: bool = False) -> Iterator[StixObject | Rejection]:
+    """Each raw object parsed (or the reason it is rejected, with its location), in order.
+
+    An InputError raised by the stream itself (broken JSON) passes through,
+    after everything read before it."""
+    for raw in raws:
+        if isinstance(raw, Rejected):
+            yield Rejection(raw.location, raw.reason, raw.object_id)
+            continue
+        try:
+            yield parse_object(raw.data, strict=strict)
+        except InvalidObject as exc:
+            object_id = exc.object_id or _id_of(raw.data)
+            location = f"{raw.source}, objects[{raw.index}]" + (f", {object_id}" if object_id else "")
+            yield Rejection(location, exc.reason, object_id)
 
 
 def ingest_raw(
@@ -191,24 +216,36 @@ def ingest_raw(
     An InputError raised by the stream itself (broken JSON) is recorded as the
     source's error after everything read before it has been stored.
     """
-    batcher = _Batcher(store, collection_id, source, tlp, report)
+    ingest_parsed(parse_raw(raws, strict=strict), store, report, collection_id=collection_id, source=source,
+                  tlp=tlp, progress=progress)
+
+
+def ingest_parsed(
+    items: Iterable[StixObject | Rejection],
+    store: Store,
+    report: SourceReport,
+    *,
+    collection_id: str,
+    source: str,
+    tlp: str | None = None,
+    progress: Progress | None = None,
+    threaded: bool = True,
+) -> None:
+    """Store parsed versions and record them and the rejections in `report`.
+
+    With `threaded`, batches are written on a writer thread while the caller
+    makes the next one; without it (when another process parses), here."""
+    batcher = _Batcher(store, collection_id, source, tlp, report, threaded=threaded)
     pending_progress = 0
     try:
-        for raw in raws:
-            if isinstance(raw, Rejected):
-                report.rejected.append(Rejection(raw.location, raw.reason, raw.object_id))
-                continue
-            try:
-                obj = parse_object(raw.data, strict=strict)
-            except InvalidObject as exc:
-                object_id = exc.object_id or _id_of(raw.data)
-                location = f"{raw.source}, objects[{raw.index}]" + (f", {object_id}" if object_id else "")
-                report.rejected.append(Rejection(location, exc.reason, object_id))
+        for item in items:
+            if isinstance(item, Rejection):
+                report.rejected.append(item)
             else:
-                if obj.upgraded_from:
+                if item.upgraded_from:
                     report.upgraded += 1
-                report.warnings += len(obj.warnings)
-                batcher.add(obj)
+                report.warnings += len(item.warnings)
+                batcher.add(item)
             pending_progress += 1
             if progress and pending_progress >= 500:
                 progress(pending_progress)
@@ -239,10 +276,13 @@ def ingest_paths(
     options: ReadOptions | None = None,
     progress: Progress | None = None,
     on_source: Callable[[str], None] | None = None,
+    parallel: bool = True,
 ) -> IngestReport:
     """Ingest files, directories (recursively) and '-' (stdin) into one collection.
 
     Each source's format is detected from its content unless `fmt` names one.
+    With `parallel`, a big STIX file is parsed in a second process (see
+    threatmesh.ingest.parallel) while this one stores it.
     """
     started = time.perf_counter()
     report = IngestReport()
@@ -261,8 +301,16 @@ def ingest_paths(
             except InputError as exc:
                 source_report.error = f"{label}: {exc.reason}"
                 continue
+            if reader.name == "stix" and parallel and _worth_a_child(path):
+                # A big STIX file: parsed in a second process while this one stores.
+                from threatmesh.ingest.parallel import parsed_in_child
+
+                ingest_parsed(parsed_in_child(path, label, strict=strict), store, source_report,
+                              collection_id=collection_id, source=f"file:{label}", tlp=tlp, progress=progress,
+                              threaded=False)
+                continue
             ingest_raw(
-                _relabelled(reader.read(path, options), path, label),
+                relabelled(reader.read(path, options), path, label),
                 store,
                 source_report,
                 collection_id=collection_id,
@@ -301,7 +349,7 @@ def _spooled_stdin(name: str) -> Iterator[str]:
         yield spool.name
 
 
-def _relabelled(items: Iterable[RawObject | Rejected], path: str, label: str) -> Iterator[RawObject | Rejected]:
+def relabelled(items: Iterable[RawObject | Rejected], path: str, label: str) -> Iterator[RawObject | Rejected]:
     """Name stdin '<stdin>' in locations, not by its temporary file."""
     if path == label:
         yield from items
@@ -315,6 +363,12 @@ def _relabelled(items: Iterable[RawObject | Rejected], path: str, label: str) ->
     except InputError as exc:
         exc.source = label
         raise
+
+
+def _worth_a_child(path: str) -> bool:
+    from threatmesh.ingest.parallel import worth_a_child
+
+    return worth_a_child(path)
 
 
 def _safe_expand(paths: list[str], report: IngestReport) -> Iterator[str]:

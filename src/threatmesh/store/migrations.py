@@ -20,7 +20,8 @@ Tables (all times are integer µs since the Unix epoch):
   each id inside that collection (TAXII `match[version]=last|first`).
 - clock: one row holding the last `date_added` handed out.
 - refs, markings, observables: the ObjectIndex of each version, for reverse
-  lookups (relationships, marking use, IoC lookups).
+  lookups (relationships, marking use, IoC lookups); `created_by_ref` is not
+  repeated in refs, since objects.created_by_ref holds it with its own index.
 - object_fts: FTS5 over ObjectIndex.text, holding latest versions only
   (rowid = objects.pk).
 """

@@ -621,8 +621,15 @@ class SQLiteStore(SQLitePeerTables, SQLiteProvenanceTables):
                 " UNION"
                 " SELECT r.path, o.id FROM refs r JOIN objects o ON o.pk = r.pk"
                 " WHERE r.target = ? AND o.is_latest = 1"
+                # created_by_ref is kept in its own column (see _flush), not in refs.
+                " UNION"
+                " SELECT 'created_by_ref', o.created_by_ref FROM objects o"
+                " WHERE o.id = ? AND o.is_latest = 1 AND o.created_by_ref IS NOT NULL"
+                " UNION"
+                " SELECT 'created_by_ref', o.id FROM objects o"
+                " WHERE o.created_by_ref = ? AND o.is_latest = 1"
                 " ORDER BY 1, 2",
-                (object_id, object_id),
+                (object_id, object_id, object_id, object_id),
             ).fetchall()
         return [(str(path), str(other)) for path, other in rows]
 
@@ -1015,7 +1022,10 @@ class _BatchWriter:
             if v.obj is None:
                 continue
             index = v.obj.index
-            refs.extend((v.pk, path, target) for path, target in dict.fromkeys(index.refs))
+            # created_by_ref has its own indexed column on objects; a refs row would repeat it.
+            refs.extend(
+                (v.pk, path, target) for path, target in dict.fromkeys(index.refs) if path != "created_by_ref"
+            )
             markings.extend((v.pk, m) for m in dict.fromkeys(index.markings))
             observables.extend((v.pk, kind, value) for kind, value in dict.fromkeys(index.observables))
             if self.latest[v.id] == v.version and index.text:
@@ -1023,10 +1033,9 @@ class _BatchWriter:
         conn.executemany("INSERT INTO refs (pk, path, target) VALUES (?, ?, ?)", refs)
         conn.executemany("INSERT INTO markings (pk, marking_id) VALUES (?, ?)", markings)
         conn.executemany("INSERT INTO observables (pk, kind, value) VALUES (?, ?, ?)", observables)
-        conn.executemany("INSERT INTO object_fts (rowid, body) VALUES (?, ?)", texts)
-
         self._flush_memberships()
         conn.execute("UPDATE clock SET last_date_added = ?", (self.clock,))
+        conn.executemany("INSERT INTO object_fts (rowid, body) VALUES (?, ?)", texts)
 
     def _rewrite_in_place(self, rewritten: list[_Version]) -> None:
         conn = self.conn
