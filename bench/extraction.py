@@ -115,8 +115,11 @@ def misp_values(attr_type: str, value: str) -> Iterable[tuple[str, str]]:
             yield "email", part
         elif kind in ("md5", "sha1", "sha256", "sha512"):
             yield kind, part
-        elif kind in ("vulnerability", "text", "comment") and re.fullmatch(r"CVE-\d{4}-\d{4,7}", part.strip(), re.I):
-            yield "cve", part
+        elif kind in ("vulnerability", "text", "comment"):
+            # a CVE id, or one inside a detection name ('Win32/Exploit.CVE-2017-11882.BU'):
+            # the event names that CVE either way
+            for cve in re.findall(r"(?<![\w-])CVE-\d{4}-\d{4,7}(?!\d)", part, re.I):
+                yield "cve", cve
 
 
 class Score:

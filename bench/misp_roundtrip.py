@@ -2,8 +2,9 @@
 
 For each event, every attribute (top-level and inside objects, not deleted) is
 compared by uuid on value, type, category, to_ids and tags after ingesting the
-event into a fresh node and exporting it with `--format misp`; the export is
-also loaded by PyMISP. Run: .venv/bin/python bench/misp_roundtrip.py
+event into a fresh node and exporting it with `--format misp`, and every object
+by uuid on its name and template (uuid, version); the export is also loaded by
+PyMISP. Run: .venv/bin/python bench/misp_roundtrip.py
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ def _attributes(event: dict[str, Any]) -> dict[str, tuple[str, str, str, bool, t
         out[attribute["uuid"]] = (str(attribute["value"]), attribute["type"], attribute.get("category", ""),
                                   attribute.get("to_ids") in (True, "1", 1), tags)
     return out
+
+
+def _objects(event: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
+    return {o["uuid"]: (o.get("name", ""), o.get("template_uuid", ""), str(o.get("template_version", "")))
+            for o in event.get("Object") or [] if o.get("deleted") not in (True, "1")}
 
 
 def _events(document: Any) -> list[dict[str, Any]]:
@@ -63,10 +69,15 @@ def roundtrip(path: Path, home: Path) -> tuple[Counter[str], list[str]]:
         node.close()
     exported = json.loads(out.getvalue())
     after: dict[str, Any] = {}
+    objects_after: dict[str, tuple[str, str, str]] = {}
     for item in exported["response"]:
         MISPEvent().load(copy.deepcopy(item))  # PyMISP must accept every event (it consumes the dict)
         after.update(_attributes(item["Event"]))
+        objects_after.update(_objects(item["Event"]))
     for event in _events(json.loads(path.read_bytes().decode("utf-8-sig"))):
+        for obj_uuid, before_obj in _objects(event).items():
+            counts["objects"] += 1
+            counts["objects kept"] += objects_after.get(obj_uuid) == before_obj
         for attr_uuid, before in _attributes(event).items():
             counts["attributes"] += 1
             now = after.get(attr_uuid)
@@ -103,7 +114,8 @@ def main() -> int:
             for note in notes:
                 print(f"  {note}", file=sys.stderr)
     print(f"attributes {total['attributes']}, kept intact {total['kept']} "
-          f"({100 * total['kept'] / max(total['attributes'], 1):.2f}%)")
+          f"({100 * total['kept'] / max(total['attributes'], 1):.2f}%); objects {total['objects']}, "
+          f"name and template (uuid, version) kept {total['objects kept']}")
     for key, value in sorted(total.items()):
         if key.startswith("lost:"):
             print(f"  {key}: {value}")

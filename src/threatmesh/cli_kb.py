@@ -18,6 +18,7 @@ class Pack(str, enum.Enum):
     misp_galaxy = "misp-galaxy"
     kev = "kev"
     warninglists = "warninglists"
+    misp_objects = "misp-objects"
 
 
 kb_app = typer.Typer(
@@ -29,7 +30,9 @@ kb_app = typer.Typer(
           "`kb aliases NAME` resolves an actor name across every source (APT28 = Fancy Bear = Forest Blizzard). "
           "`kb load warninglists DIR` loads MISP warninglists (cidr, hostname, string, substring, regex) and "
           "flags the stored indicators that hit one; flagged indicators are kept but left out of exports. "
-          "`kb flag` re-checks everything; `kb check KIND VALUE` tells which lists a value is on."),
+          "`kb flag` re-checks everything; `kb check KIND VALUE` tells which lists a value is on. "
+          "`kb load misp-objects DIR` adds MISP object templates (`*/definition.json`) to the ones PyMISP ships, "
+          "which MISP objects are read with; `kb objects FILE...` checks the objects of MISP events against them."),
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -42,7 +45,8 @@ _print_json = print_json
 def load(
     ctx: typer.Context,
     pack: Pack = typer.Argument(..., help="Which pack: attack (an ATT&CK STIX bundle), misp-galaxy (MISP galaxy "
-                                "`clusters/` folder), kev (CISA KEV JSON), warninglists (misp-warninglists `lists/`)."),
+                                "`clusters/` folder), kev (CISA KEV JSON), warninglists (misp-warninglists `lists/`), "
+                                "misp-objects (MISP object templates: a folder of */definition.json)."),
     path: Path = typer.Argument(..., help="The pack's folder or file."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -54,6 +58,9 @@ def load(
 
     if not path.exists():
         raise InputError("no such file or directory", source=str(path))
+    if pack is Pack.misp_objects:
+        _load_templates(ctx, path, json_out)
+        return
     if pack is not Pack.warninglists:
         _load_pack(ctx, pack, path, json_out)
         return
@@ -79,6 +86,59 @@ def load(
             print(f"unreadable: {error}", file=sys.stderr)
     if errors:
         raise typer.Exit(3)
+
+
+def _load_templates(ctx: typer.Context, path: Path, json_out: bool) -> None:
+    from threatmesh.kb.misp_objects import load_misp_objects
+
+    with open_cli_node(ctx) as node:
+        result = load_misp_objects(node.store, path)
+    if json_out:
+        _print_json(result.as_dict())
+    else:
+        print(f"loaded {result.loaded} MISP object templates ({result.replaced} replace PyMISP's or earlier ones); "
+              f"the node keeps {result.stored} beyond PyMISP's", file=sys.stderr)
+        for error in result.errors:
+            print(f"unreadable: {error}", file=sys.stderr)
+    if result.errors:
+        raise typer.Exit(3)
+
+
+@kb_app.command("objects")
+def objects(
+    ctx: typer.Context,
+    files: list[Path] = typer.Argument(..., help="MISP event files (any of the three shapes)."),
+    json_out: bool = typer.Option(False, "--json", help="Print [{file, object, template, problem}] as JSON."),
+) -> None:
+    """Check the objects of MISP events against the node's templates, storing nothing (exit 1 on a problem).
+
+    Reports objects whose template is unknown, that lack required relations, hold relations their
+    template does not define, or repeat a single-valued one. Ingest keeps such objects as they are.
+    """
+    from threatmesh.ingest.misp_convert import object_problems
+    from threatmesh.ingest.misp_read import events_in_file
+    from threatmesh.kb.misp_objects import registry_for_store
+
+    with open_cli_node(ctx) as node:
+        registry = registry_for_store(node.store)
+    rows: list[dict[str, str]] = []
+    checked = 0
+    for file in files:
+        try:
+            for location, event in events_in_file(str(file)):
+                checked += len(event.get("Object") or [])
+                rows.extend({"file": location, "object": where, "problem": problem}
+                            for where, problem in object_problems(event, registry))
+        except InputError as exc:  # one unreadable file does not stop the others
+            rows.append({"file": str(file), "object": "", "problem": f"unreadable: {exc.describe()}"})
+    if json_out:
+        _print_json(rows)
+    else:
+        for row in rows:
+            print(", ".join(x for x in (row["file"], row["object"]) if x) + f": {row['problem']}")
+        print(f"{checked} objects checked against {len(registry)} templates; {len(rows)} problems", file=sys.stderr)
+    if rows:
+        raise typer.Exit(1)
 
 
 @kb_app.command("flag")
@@ -205,10 +265,11 @@ def misp_feed(
     """
     from threatmesh.ingest.misp_read import read_feed_url
     from threatmesh.ingest.pipeline import SourceReport, ingest_raw
+    from threatmesh.kb.misp_objects import registry_for_store
 
     with open_cli_node(ctx) as node:
         report = SourceReport(url)
-        ingest_raw(read_feed_url(url), node.store, report, collection_id=node.collection(collection).id,
+        ingest_raw(read_feed_url(url, templates=registry_for_store(node.store)), node.store, report, collection_id=node.collection(collection).id,
                    source=f"feed:{url}")
     if json_out:
         _print_json(report.as_dict())

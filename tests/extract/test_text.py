@@ -105,3 +105,23 @@ def test_stix_objects_for_values_pass_the_oasis_library() -> None:
     first = objects_for(Detected(IocType.DOMAIN, "evil.com", True), source="file:x.txt",
                         timestamp="2024-01-01T00:00:00.000Z")
     assert other[0]["id"] != first[0]["id"] and other[1]["id"] == first[1]["id"]  # SCO ids are source-free
+
+
+def test_cve_ids_in_every_spelling_prose_uses() -> None:
+    # seen in the corpora: 'CVE2012-0507' (McAfee, Kaspersky), lower case 'cve-2015-0311';
+    # and the dashes, underscores (file names) and spaces that typesetting and authors use
+    text = ("used CVE2012-0507 and cve-2015-0311, then CVE\u20112017\u20110199 (non-breaking), CVE\u20142014\u20146332, "
+            "CVE_2017_11882.rtf, CVE 2021 44228 and Win32/Exploit.CVE-2018-0802.A; "
+            "not CVE-1234-5678, not 'CVE 2019 saw 12345', not XCVE-2019-0708, not CVE-2019-07088123")
+    assert {v for t, v in _values(text) if t == "cve"} == {
+        "CVE-2012-0507", "CVE-2015-0311", "CVE-2017-0199", "CVE-2014-6332", "CVE-2017-11882", "CVE-2021-44228",
+        "CVE-2018-0802"}
+
+
+def test_hashes_under_a_key_heading_are_keys_but_a_keylogger_is_a_file() -> None:
+    sha1 = "5316abf8c4c148ce4d18419bb4e5057cf7535dcf"
+    keys = f"=== XOR cipher keys\n----\n{sha1}\n----\n"
+    assert _values(keys) == set()
+    for heading in ("==== Key/clipboard logger plugin", "=== Key logger", "=== Keylogger"):
+        assert _values(f"{heading}\n----\n{sha1}\n----\n") == {("sha1", sha1)}, heading
+    assert _values(f"=== Keys used by the logger\n----\n{sha1}\n") == set()

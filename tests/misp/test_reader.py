@@ -13,7 +13,7 @@ from stix2patterns.validator import run_validator
 from tests.conftest import corpus_path
 from tests.misp.support import corpus_event_files, event
 from threatmesh.errors import InputError
-from threatmesh.ingest.formats import Rejected, reader_for
+from threatmesh.ingest.formats import ReadOptions, Rejected, reader_for
 from threatmesh.ingest.misp_read import read_document
 from threatmesh.ingest.pipeline import ingest_paths
 from threatmesh.node import init_node
@@ -102,7 +102,7 @@ def test_every_corpus_event_converts_to_valid_stix() -> None:
     for path in files:
         if path.name == "malicious_pypi_packages.misp-event.json":
             continue  # truncated upstream: see the test below
-        for item in reader_for(str(path)).read(str(path), None):  # type: ignore[arg-type]
+        for item in reader_for(str(path)).read(str(path), ReadOptions()):
             if isinstance(item, Rejected):
                 rejected += 1
                 assert item.location.startswith(str(path)) and item.reason
@@ -124,7 +124,7 @@ def test_the_truncated_eset_event_gets_a_clear_error_with_its_location(node_stor
     error = report.sources[0].error
     assert error and str(path) in error and "line 37373" in error and "truncated" in error
     with pytest.raises(InputError):
-        list(reader_for(str(path)).read(str(path), None))  # type: ignore[arg-type]
+        list(reader_for(str(path)).read(str(path), ReadOptions()))
 
 
 def _ids(store: Store) -> set[str]:

@@ -182,6 +182,8 @@ def event_for(report: Mapping[str, Any] | None, members: Iterable[Mapping[str, A
                 "name": misp_object.get("name", ""),
                 "meta-category": misp_object.get("meta-category", ""),
                 "template_uuid": misp_object.get("template_uuid", ""),
+                **({"template_version": str(misp_object["template_version"])}
+                   if misp_object.get("template_version") else {}),
                 "comment": misp_object.get("comment", ""),
                 "timestamp": _epoch(str(obj.get("modified"))),
                 "distribution": "5",

@@ -61,7 +61,10 @@ _IPV4_RE = re.compile(rf"(?<![\w.\]])({_IPV4})(/\d{{1,2}})?(?![\w-]|{_DOT}\d)", 
 _IPV6_RE = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?:/\d{1,3})?(?![\w:.])")
 _DOMAIN_RE = re.compile(rf"(?<![\w@.-])(?<!\[\.\])({_DOMAIN})(?![\w-]|{_DOT}[A-Za-z0-9])", re.IGNORECASE)
 _HASH_RE = re.compile(r"(?<![0-9A-Za-z_])[0-9A-Fa-f]{32,128}(?![0-9A-Za-z_])")
-_CVE_RE = re.compile(r"(?<![\w-])CVE[-\u2010-\u2013]\d{4}[-\u2010-\u2013]\d{4,7}(?!\d)", re.IGNORECASE)
+# CVE ids as prose writes them: any case, hyphens or dashes (U+2010-2015, minus), underscores
+# (file names) or spaces, and no separator after `CVE` ('CVE2012-0507'); canonical_cve mends them.
+_CVE_SEP = "[-\u2010-\u2015\u2212_ \u00a0]"
+_CVE_RE = re.compile(rf"(?<![\w-])CVE{_CVE_SEP}?(?:19|20)\d\d{_CVE_SEP}\d{{4,7}}(?!\d)", re.IGNORECASE)
 _TECHNIQUE_RE = re.compile(r"(?<![\w.])T\d{4}(?:\.\d{3})?(?![\w]|\.\d)")
 # `+value+` and `++value++` (AsciiDoc passthroughs) around a value in backticks.
 _WRAPPER_RE = re.compile(r"`\+{1,2}|\+{1,2}`|(?<![\w+])\+\+(?=\S)|(?<=\S)\+\+(?![\w+])")
@@ -71,7 +74,9 @@ _DEFANG_MARK_RE = re.compile(r"\[\.\]|\(\.\)|\{\.\}|\[dot\]|\(dot\)|\{dot\}|\[at
 # Headings (AsciiDoc '=== ' and '.Title', Markdown '#') and labels that put a hex
 # string in a section about keys or certificates rather than about files.
 _HEADING_RE = re.compile(r"^(?:=+ |#+ |\.[A-Z])[^\n]*$", re.MULTILINE)
-_NOT_FILE_HASH_RE = re.compile(r"\bkeys?\b|cipher|certificate|thumbprint|fingerprint|serial", re.IGNORECASE)
+# ('Key logger' and 'Key/clipboard logger' name a malware component, not a key.)
+_NOT_FILE_HASH_RE = re.compile(r"\bkeys?\b(?!\s*(?:/\s*\w+\s*)?logg)|cipher|certificate|thumbprint|fingerprint|serial",
+                               re.IGNORECASE)
 _URL_TRAILING = ".,;:!?'\"+*"
 
 

@@ -77,7 +77,9 @@ _DEFANG_RE = re.compile("|".join(re.escape(token) for token, _ in _DEFANGS), re.
 _DEFANG_MAP = {token: plain for token, plain in _DEFANGS}
 _SCHEME_RE = re.compile(r"^(?:h(?:xx|XX|xX|Xx)p(s?)|fxp|hxps)(?=\[?:)", re.IGNORECASE)
 _ONE_SLASH_RE = re.compile(r"^(https?|ftp):/(?!/)", re.IGNORECASE)
-_CVE_RE = re.compile(r"CVE[-\u2010-\u2013](\d{4})[-\u2010-\u2013](\d{4,7})\Z", re.IGNORECASE)
+# 'CVE-2021-44228' and the spellings prose uses: any case, dashes, underscores, spaces, 'CVE2012-0507'.
+_CVE_RE = re.compile(r"CVE[-\u2010-\u2015\u2212_ \u00a0]?((?:19|20)\d\d)[-\u2010-\u2015\u2212_ \u00a0](\d{4,7})\Z",
+                     re.IGNORECASE)
 _TECHNIQUE_RE = re.compile(r"T\d{4}(?:\.\d{3})?\Z")
 _HEX_RE = re.compile(r"[0-9a-fA-F]+\Z")
 _EMAIL_RE = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\Z")

@@ -39,6 +39,8 @@ class ReadOptions:
     # Names the node already knows (actors, malware, techniques), built on first
     # use: readers of prose call it to link what a text names to stored objects.
     known_names: Callable[[], Any] | None = None
+    # The MISP object templates the node reads MISP objects with (a TemplateRegistry), built on first use.
+    misp_templates: Callable[[], Any] | None = None
 
 
 class Reader(Protocol):

@@ -67,4 +67,5 @@ class MispFormat:
     def read(self, name: str, options: ReadOptions) -> Iterator[RawObject | Rejected]:
         from threatmesh.ingest.misp_read import read_file
 
-        yield from read_file(name)
+        templates = options.misp_templates() if options.misp_templates else None
+        yield from read_file(name, templates)

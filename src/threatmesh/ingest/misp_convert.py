@@ -7,6 +7,10 @@
   (text, link, comment, wallets...) -> a custom `x-misp-attribute`;
 - a MISP object -> one indicator / observed-data whose pattern groups the
   comparisons of its attributes by SCO type (`x-misp-object` when none is observable);
+  the object is read through its MISP object template (`misp_objects`), whose
+  name, uuid and version are kept for the way back to MISP, and the template's
+  complaints about the object are kept with it (`x_misp_object.template_problems`)
+  and reported by `object_problems`;
 - tags -> `labels` (verbatim, so a round trip keeps them), `tlp:*` -> TLP 2.0
   markings, confidence tags -> `confidence`;
 - galaxy clusters -> intrusion-set / malware / tool / attack-pattern / course-of-action
@@ -31,7 +35,10 @@ from typing import Any
 from stix2patterns.validator import run_validator
 
 from threatmesh.ingest.formats import Rejected
-from threatmesh.ingest.misp_types import RULE_PATTERN_TYPES, Comparison, build_observables, build_pattern, comparisons
+from threatmesh.ingest.misp_objects import read_object
+from threatmesh.ingest.misp_templates import ObjectTemplate, TemplateRegistry, default_registry
+from threatmesh.ingest.misp_types import (RULE_PATTERN_TYPES, Comparison, build_object_observables, build_pattern,
+                                          comparisons)
 from threatmesh.stix.markings import TLP2_MARKING_IDS, tlp_marking_definition
 from threatmesh.stix.model import stricter_tlp
 
@@ -169,6 +176,7 @@ class _EventContext:
     edited_time: int  # the date given to elements that carry no timestamp
     created: int  # the event's date: the `created` of everything it holds
     org_ref: str | None
+    templates: TemplateRegistry = field(default_factory=TemplateRegistry)
     objects: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
@@ -204,11 +212,14 @@ class _EventContext:
         return out
 
 
-def _misp_record(attribute: Mapping[str, Any]) -> dict[str, Any]:
-    """What a round trip back to MISP needs of one attribute, beyond the STIX mapping."""
+def _misp_record(attribute: Mapping[str, Any], read_as: str = "") -> dict[str, Any]:
+    """What a round trip back to MISP needs of one attribute, beyond the STIX mapping.
+
+    `read_as` is the type an object's template gives the attribute, kept when the attribute has none.
+    """
     record: dict[str, Any] = {
         "uuid": str(attribute.get("uuid", "")),
-        "type": str(attribute.get("type", "")),
+        "type": str(attribute.get("type") or read_as),
         "category": str(attribute.get("category", "")),
         "value": str(attribute.get("value", "")),
         "to_ids": _flag(attribute.get("to_ids")),
@@ -232,15 +243,19 @@ def _check_pattern(pattern: str) -> str | None:
 
 
 def _observable_objects(
-    ctx: _EventContext, base_id: str, to_ids: bool, items: list[Comparison], common: dict[str, Any],
-    extra: dict[str, Any], where: str,
+    ctx: _EventContext, base_id: str, to_ids: bool, items: list[Comparison] | list[tuple[Comparison, ...]],
+    common: dict[str, Any], extra: dict[str, Any], where: str,
 ) -> str | None:
-    """Emit an indicator (to_ids) or observed-data for comparisons, plus SCOs; the STIX id, or None."""
-    scos = build_observables(items)
+    """Emit an indicator (to_ids) or observed-data for comparisons (or terms of alternatives), plus SCOs.
+
+    Returns the STIX id, or None.
+    """
+    terms = [item if isinstance(item, tuple) else (item,) for item in items]
+    scos = build_object_observables(terms)
     for sco in scos:
         ctx.emit(sco)
     if to_ids:
-        pattern = build_pattern(items)
+        pattern = build_pattern(terms)
         problem = _check_pattern(pattern)
         if problem:
             ctx.reject(where, "cannot build a valid STIX pattern: " + " ".join(problem.split()), f"indicator--{base_id}")
@@ -420,7 +435,7 @@ def _cluster(ctx: _EventContext, galaxy_type: str, cluster: Mapping[str, Any]) -
 
 
 def _misp_object(ctx: _EventContext, obj: Mapping[str, Any], index: int) -> list[str]:
-    """One MISP object: one STIX object for the whole, plus what its attributes add."""
+    """One MISP object, read through its template: one STIX object for the whole, plus what its attributes add."""
     obj_uuid = _uuid(obj.get("uuid"))
     name = str(obj.get("name", ""))
     where = f", Object {obj.get('uuid') or index} ({name})"
@@ -434,28 +449,30 @@ def _misp_object(ctx: _EventContext, obj: Mapping[str, Any], index: int) -> list
     common = ctx.common(obj, tags)
     if obj.get("comment"):
         common["description"] = str(obj["comment"])
-    items: list[Comparison] = []
-    to_ids = False
-    for n, attribute in enumerate(attributes):
-        try:
-            found = comparisons(str(attribute.get("type", "")), attribute.get("value"),  # type: ignore[arg-type]
-                                object_name=name, relation=str(attribute.get("object_relation", "")))
-        except ValueError as exc:
-            ctx.reject(f"{where}, Attribute {attribute.get('uuid') or n}",
-                       f"{attribute.get('type')} value {str(attribute.get('value'))[:80]!r}: {exc}")
-            continue
-        items.extend(found)
-        to_ids = to_ids or (bool(found) and _flag(attribute.get("to_ids")))
-    extra = {"x_misp_object": {"uuid": obj_uuid, "name": name,
-                               "meta-category": str(obj.get("meta-category", "")),
-                               **({"template_uuid": str(obj["template_uuid"])} if obj.get("template_uuid") else {}),
-                               **({"comment": str(obj["comment"])} if obj.get("comment") else {}),
-                               "attributes": [_misp_record(a) for a in attributes]}}
-    stix_id = _observable_objects(ctx, obj_uuid, to_ids, items, common, extra, where) if items else None
+    template = ctx.templates.resolve(obj.get("template_uuid"), name)
+    reading = read_object(name, attributes, template)
+    for n, reason in reading.bad_values:
+        ctx.reject(f"{where}, Attribute {attributes[n].get('uuid') or n}", reason)
+    to_ids = any(_flag(attributes[n].get("to_ids")) for n in reading.observable)
+    problems = list(reading.problems)
+    if template is None:
+        problems.append("no known template (read by its attribute types alone)")
+    extra = {"x_misp_object": {
+        "uuid": obj_uuid, "name": name,
+        "meta-category": str(obj.get("meta-category") or (template.meta_category if template else "")),
+        **_template_fields(obj, template),
+        **({"comment": str(obj["comment"])} if obj.get("comment") else {}),
+        **({"template_problems": problems} if problems else {}),
+        "attributes": [_misp_record(a, reading.types.get(n, "")) for n, a in enumerate(attributes)]}}
+    terms = [term.alternatives for term in reading.terms]
+    stix_id = _observable_objects(ctx, obj_uuid, to_ids, terms, common, extra, where) if terms else None
     if stix_id is None:
-        if items and to_ids:
-            return []  # the pattern was rejected, with its reason
+        # Nothing observable, or a pattern that was rejected (with its reason): the object is
+        # still kept, as MISP gave it, for the way back to MISP.
         stix_id = f"x-misp-object--{obj_uuid}"
+        if terms and to_ids and ctx.rejected and ctx.rejected[-1].object_id == f"indicator--{obj_uuid}":
+            last = ctx.rejected.pop()
+            ctx.rejected.append(Rejected(last.location, f"{last.reason}; kept as {stix_id}", last.object_id))
         ctx.emit({"type": "x-misp-object", "id": stix_id, **common, "name": name or "MISP object", **extra})
     ids = [stix_id]
     for attribute in attributes:
@@ -463,8 +480,44 @@ def _misp_object(ctx: _EventContext, obj: Mapping[str, Any], index: int) -> list
     return ids
 
 
-def convert_event(event: Mapping[str, Any], source: str) -> tuple[list[dict[str, Any]], list[Rejected]]:
-    """STIX objects for one MISP event (a dict with `uuid`, `info`, `Attribute`...), and what was rejected."""
+def _template_fields(obj: Mapping[str, Any], template: ObjectTemplate | None) -> dict[str, str]:
+    """The object's template uuid and version as the object gave them (the resolved template's otherwise)."""
+    out: dict[str, str] = {}
+    for key, known in (("template_uuid", template.uuid if template else None),
+                       ("template_version", str(template.version) if template else None)):
+        value = obj.get(key)
+        if value not in (None, ""):
+            out[key] = str(value)
+        elif known:
+            out[key] = known
+    return out
+
+
+def object_problems(event: Mapping[str, Any], templates: TemplateRegistry | None = None) -> list[tuple[str, str]]:
+    """(object location, problem) for every object of an event that its template finds fault with."""
+    registry = templates if templates is not None else default_registry()
+    out: list[tuple[str, str]] = []
+    for index, obj in enumerate(_list(event, "Object")):
+        if _flag(obj.get("deleted")):
+            continue
+        name = str(obj.get("name", ""))
+        where = f"Object {obj.get('uuid') or index} ({name})"
+        template = registry.resolve(obj.get("template_uuid"), name)
+        if template is None:
+            out.append((where, f"no known template (uuid {obj.get('template_uuid') or 'none'})"))
+            continue
+        attributes = [a for a in _list(obj, "Attribute") if not _flag(a.get("deleted"))]
+        out.extend((where, p) for p in template.problems(str(a.get("object_relation") or "") for a in attributes))
+    return out
+
+
+def convert_event(
+    event: Mapping[str, Any], source: str, templates: TemplateRegistry | None = None,
+) -> tuple[list[dict[str, Any]], list[Rejected]]:
+    """STIX objects for one MISP event (a dict with `uuid`, `info`, `Attribute`...), and what was rejected.
+
+    Objects are read with `templates` (default: the MISP object templates PyMISP ships).
+    """
     event_uuid = _uuid(event.get("uuid"))
     if event_uuid is None:
         return [], [Rejected(f"{source}, Event {event.get('uuid')!r}", "event without a valid uuid")]
@@ -477,7 +530,8 @@ def convert_event(event: Mapping[str, Any], source: str) -> tuple[list[dict[str,
         edited_time = UNDATED
     created = _date_epoch(event.get("date")) or event_time or edited_time
     event_tags = tag_names(event)
-    ctx = _EventContext(source, event_uuid, tlp_of_tags(event_tags), edited_time, created, None)
+    ctx = _EventContext(source, event_uuid, tlp_of_tags(event_tags), edited_time, created, None,
+                        templates if templates is not None else default_registry())
     orgc = event.get("Orgc")
     if isinstance(orgc, Mapping) and _uuid(orgc.get("uuid")):
         ctx.org_ref = _org_identity(ctx, orgc)

@@ -19,6 +19,7 @@ import orjson
 from threatmesh.errors import InputError
 from threatmesh.ingest.formats import Rejected
 from threatmesh.ingest.misp_convert import convert_event
+from threatmesh.ingest.misp_templates import TemplateRegistry
 from threatmesh.ingest.stix_reader import RawObject
 
 MAX_DOCUMENT = 512 * 1024 * 1024  # a MISP document larger than this is refused, not loaded
@@ -52,11 +53,11 @@ def events_of(document: Any, source: str) -> Iterator[tuple[str, Mapping[str, An
     raise InputError('not a MISP event: expected {"response": [...]}, {"Event": {...}} or an event', source=source)
 
 
-def read_document(data: bytes, source: str) -> Iterator[RawObject | Rejected]:
-    """STIX objects (and rejections) for every event of one MISP JSON document."""
+def read_document(data: bytes, source: str, templates: TemplateRegistry | None = None) -> Iterator[RawObject | Rejected]:
+    """STIX objects (and rejections) for every event of one MISP JSON document (objects read with `templates`)."""
     index = 0
     for location, event in events_of(decode(data, source), source):
-        objects, rejected = convert_event(event, location)
+        objects, rejected = convert_event(event, location, templates)
         yield from rejected
         for obj in objects:
             yield RawObject(source, index, obj)
@@ -78,7 +79,7 @@ def _read_bytes(name: str) -> bytes:
     return data
 
 
-def read_file(name: str) -> Iterator[RawObject | Rejected]:
+def read_file(name: str, templates: TemplateRegistry | None = None) -> Iterator[RawObject | Rejected]:
     """One file: an event document, or a feed's manifest.json / hashes.csv."""
     path = Path(name)
     if path.name == "manifest.json":
@@ -88,7 +89,12 @@ def read_file(name: str) -> Iterator[RawObject | Rejected]:
         return
     if path.name == "hashes.csv":
         return  # a lookup aid for MISP's correlation: every hash in it is in the event files
-    yield from read_document(_read_bytes(name), name)
+    yield from read_document(_read_bytes(name), name, templates)
+
+
+def events_in_file(name: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(location, event) for every event of one MISP event file; InputError when it is unreadable."""
+    yield from events_of(decode(_read_bytes(name), name), name)
 
 
 def _check_manifest(path: Path) -> Iterator[Rejected]:
@@ -100,7 +106,8 @@ def _check_manifest(path: Path) -> Iterator[Rejected]:
             yield Rejected(f"{path}, event {event_uuid}", "listed in the manifest but its file is missing")
 
 
-def read_feed_url(url: str, *, timeout: float = 30.0) -> Iterator[RawObject | Rejected]:
+def read_feed_url(url: str, *, timeout: float = 30.0,
+                  templates: TemplateRegistry | None = None) -> Iterator[RawObject | Rejected]:
     """Every event of a MISP feed served over HTTP(S): manifest.json, then `<uuid>.json` each.
 
     An event that cannot be fetched or read is reported and the rest of the feed goes on.
@@ -113,7 +120,7 @@ def read_feed_url(url: str, *, timeout: float = 30.0) -> Iterator[RawObject | Re
     for event_uuid in manifest:
         event_url = urllib.parse.urljoin(base, f"{urllib.parse.quote(str(event_uuid))}.json")
         try:
-            items = list(read_document(_fetch(event_url, timeout), event_url))
+            items = list(read_document(_fetch(event_url, timeout), event_url, templates))
         except InputError as exc:
             yield Rejected(exc.location(), exc.reason)
             continue

@@ -170,20 +170,13 @@ COMPARISONS: dict[str, Callable[[str], list[Comparison]]] = {
     **{f"filename|{t}": _filename_hash(n) for t, n in HASH_NAMES.items()},
 }
 
-# Inside MISP objects a relation can say more than the attribute type does.
-RELATION_COMPARISONS: dict[tuple[str, str], Callable[[str], list[Comparison]]] = {
-    ("android-app", "certificate"): _simple("x509-certificate", "hashes.'SHA-1'"),
-    ("x509", "serial-number"): _simple("x509-certificate", "serial_number"),
-    ("file", "fullpath"): _simple("file", "x_misp_fullpath"),
-}
-
-
-def comparisons(misp_type: str, value: str, *, object_name: str = "", relation: str = "") -> list[Comparison]:
+def comparisons(misp_type: str, value: str) -> list[Comparison]:
     """The observable comparisons a MISP attribute stands for ([] when it is not observable).
 
     Raises ValueError when the type is observable but the value does not fit it.
+    (Attributes of MISP objects are read through their template: `misp_objects`.)
     """
-    build = RELATION_COMPARISONS.get((object_name, relation)) or COMPARISONS.get(misp_type)
+    build = COMPARISONS.get(misp_type)
     if build is None:
         return []
     if not isinstance(value, str) or not value.strip():
@@ -197,11 +190,23 @@ def _quote(value: str | int) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def build_pattern(items: Sequence[Comparison]) -> str:
-    """A STIX pattern: comparisons grouped by SCO type, AND inside and between groups."""
+def _test(c: Comparison) -> str:
+    return f"{c.sco_type}:{c.path} = {_quote(c.value)}"
+
+
+def build_pattern(items: Sequence[Comparison | Sequence[Comparison]]) -> str:
+    """A STIX pattern: comparisons grouped by SCO type, AND inside and between groups.
+
+    An item that is a sequence holds alternatives of one SCO type, joined by OR.
+    """
     groups: dict[str, list[str]] = {}
-    for c in items:
-        groups.setdefault(c.sco_type, []).append(f"{c.sco_type}:{c.path} = {_quote(c.value)}")
+    for item in items:
+        if isinstance(item, Comparison):
+            groups.setdefault(item.sco_type, []).append(_test(item))
+        elif len(item) == 1:
+            groups.setdefault(item[0].sco_type, []).append(_test(item[0]))
+        elif item:
+            groups.setdefault(item[0].sco_type, []).append("(" + " OR ".join(_test(c) for c in item) + ")")
     return " AND ".join("[" + " AND ".join(parts) + "]" for parts in groups.values())
 
 
@@ -215,6 +220,11 @@ def build_observables(items: Sequence[Comparison]) -> list[dict[str, Any]]:
     by_type: dict[str, dict[str, Any]] = {}
     extra: list[dict[str, Any]] = []
     for c in items:
+        if c.sco_type == "network-traffic" and c.path in ("src_ref.value", "dst_ref.value"):
+            address = _address_sco(str(c.value))
+            if address:
+                extra.append(address)
+            continue
         if c.sco_type in ("network-traffic", "email-message"):
             continue
         sco = by_type.setdefault(c.sco_type, {"type": c.sco_type, "spec_version": "2.1"})
@@ -240,3 +250,23 @@ def build_observables(items: Sequence[Comparison]) -> list[dict[str, Any]]:
             continue
         out.append({"id": sco_id, **sco})
     return out + extra
+
+
+def _address_sco(value: str) -> dict[str, Any] | None:
+    """The SCO at one end of a connection (an address, or a domain name), with its id."""
+    try:
+        sco: dict[str, Any] = {"type": _ip_type(value), "spec_version": "2.1", "value": value}
+    except ValueError:
+        sco = {"type": "domain-name", "spec_version": "2.1", "value": value}
+    sco_id = deterministic_sco_id(sco)
+    return {"id": sco_id, **sco} if sco_id else None
+
+
+def build_object_observables(terms: Sequence[Sequence[Comparison]]) -> list[dict[str, Any]]:
+    """SCOs of a MISP object: its single comparisons describe one SCO per type; alternatives one SCO each."""
+    out = build_observables([t[0] for t in terms if len(t) == 1])
+    for term in terms:
+        if len(term) > 1:
+            for c in term:
+                out.extend(build_observables([c]))
+    return list({sco["id"]: sco for sco in out}.values())

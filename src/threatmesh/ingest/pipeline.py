@@ -289,6 +289,8 @@ def ingest_paths(
     options = options or ReadOptions()
     if options.known_names is None:
         options = replace(options, known_names=_known_names(store))
+    if options.misp_templates is None:
+        options = replace(options, misp_templates=_misp_templates(store))
     for name in _safe_expand(paths, report):
         with _spooled_stdin(name) as path:
             label = "<stdin>" if name == "-" else name
@@ -332,6 +334,20 @@ def _known_names(store: Store) -> Callable[[], object]:
             from threatmesh.ingest.prose import name_index_from_store
 
             cache.append(name_index_from_store(store))
+        return cache[0]
+
+    return build
+
+
+def _misp_templates(store: Store) -> Callable[[], object]:
+    """The node's MISP object templates (PyMISP's and any it loaded), read only if a MISP reader asks."""
+    cache: list[object] = []
+
+    def build() -> object:
+        if not cache:
+            from threatmesh.kb.misp_objects import registry_for_store
+
+            cache.append(registry_for_store(store))
         return cache[0]
 
     return build
