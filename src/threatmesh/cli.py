@@ -186,6 +186,7 @@ def ingest(
                                   progress=advance, on_source=on_source)
             progress.update(task, description="ingested")
         flagged = flagging.record()
+        node.store.refresh_facts()  # analytics facts: only what this run stored is read
     if json_out:
         _print_json({**report.as_dict(), "warninglisted": flagged})
     else:

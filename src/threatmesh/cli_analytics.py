@@ -22,6 +22,7 @@ from threatmesh.analytics.aggregate import normalise_filter
 from threatmesh.analytics.countries import load_groups
 from threatmesh.analytics.output import breakdown_dict, fact_dict, row_dict
 from threatmesh.analytics.periods import PERIODS, parse_bound
+from threatmesh.analytics.source import operator_facts
 from threatmesh.node import Node
 
 out = Console()
@@ -99,7 +100,7 @@ def run_stats(
 ) -> None:
     """`threatmesh stats KIND ...`: a breakdown, as a table or JSON, with its evidence on request."""
     collection_id = node.collection(collection).id if collection else None
-    facts = build_facts(node.store.iter_objects(collection_id))
+    facts = operator_facts(node.store, collection_id=collection_id)
     query = build_query(node, facts.actors, kind, by=by, period=period, since=since, until=until, where=where,
                         min_confidence=min_confidence, min_base=min_base)
     result = breakdown(facts.of(kind), query)
@@ -202,8 +203,11 @@ def register(app: typer.Typer) -> None:
                 raise typer.BadParameter(str(exc)) from None
             from threatmesh.report.render import brief_versions
 
-            versions = brief_versions(node, audience.value)
-            data = compose_brief(build_facts(versions.stream()), options, withheld=versions.tally)
+            if audience is Audience.operator:  # every object counts: the fact table, kept up to date
+                data = compose_brief(operator_facts(node.store), options)
+            else:  # what may reach the audience, through the egress path
+                versions = brief_versions(node, audience.value)
+                data = compose_brief(build_facts(versions.stream()), options, withheld=versions.tally)
         write_brief(data, output, fmt.value)
         if json_out:
             sys.stdout.buffer.write(orjson.dumps(data.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")

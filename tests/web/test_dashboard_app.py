@@ -220,3 +220,41 @@ def test_versions_are_listed_and_each_is_viewable_under_the_policy(tmp_path: Pat
         assert reader.get(older[0].replace("&amp;", "&")).status_code == 404
     finally:
         built.node.close()
+
+
+# -- search facets from the analytics facts ----------------------------------------------------
+
+
+def _facet(page: str, name: str) -> dict[str, int]:
+    block = re.search(rf'<ul class="facet-{name}">(.*?)</ul>', page, re.S)
+    assert block is not None, f"no {name} facet"
+    items = re.findall(r'<li>(?:<a href="[^"]*">|<strong[^>]*>)([^<]+)</(?:a|strong)> <span class="count">(\d+)</span>',
+                       block.group(1))
+    return {label: int(n) for label, n in items}
+
+
+def test_search_facets_by_actor_sector_and_victim_country(data: DashboardNode) -> None:
+    admin = _signed_in(data, data.admin_key)
+    page = admin.get("/ui/search", params={"q": "Operation"}).text
+    # Winter Ward (DE, ministry), Glass Harbour (US), Crimson Ward (RED, DE) by Granite Heron; Amber Pier
+    # (PL, ministry) by Paper Lantern; the ministry is government and healthcare.
+    assert _facet(page, "actor") == {"Granite Heron": 3, "Paper Lantern": 1}
+    assert _facet(page, "sector") == {"government": 2, "healthcare": 2}
+    assert _facet(page, "country") == {"Germany (DE)": 2, "Poland (PL)": 1, "United States (US)": 1}
+    narrowed = admin.get("/ui/search", params={"q": "Operation", "country": "DE"}).text
+    assert RED_INCIDENT_NAME in narrowed and "Operation Winter Ward" in narrowed
+    assert CLEAR_INCIDENT_NAME not in narrowed and "2 results" in narrowed
+    # Facets combine: the other facets count what the chosen one leaves.
+    assert _facet(narrowed, "actor") == {"Granite Heron": 2}
+    assert _facet(narrowed, "country")["Germany (DE)"] == 2  # a facet's own counts ignore its choice
+    both = admin.get("/ui/search", params={"q": "Operation", "country": "DE", "sector": "government"}).text
+    assert "1 result" in both and "Operation Winter Ward" in both
+
+
+def test_search_facets_count_only_what_the_account_may_see(data: DashboardNode) -> None:
+    reader = _signed_in(data, data.reader_key)
+    page = reader.get("/ui/search", params={"q": "Operation"}).text
+    assert _facet(page, "actor") == {"Granite Heron": 2, "Paper Lantern": 1}
+    assert _facet(page, "country") == {"Germany (DE)": 1, "Poland (PL)": 1, "United States (US)": 1}
+    filtered = reader.get("/ui/search", params={"q": "Operation", "actor": "Granite Heron"}).text
+    assert RED_INCIDENT_NAME not in filtered and CLEAR_INCIDENT_NAME in filtered

@@ -155,6 +155,12 @@ def test_admin_walks_through_the_dashboard(served: tuple[str, DashboardNode], br
     assert page.locator("ol.results-list .tlp").all_inner_texts() == ["TLP:RED"] * page.locator(
         "ol.results-list li").count()
     _shot(page, "search-laptop")
+    # The actor facet (from the analytics facts) narrows a search to what one actor did.
+    page.goto(base + "/ui/search?q=Operation")
+    page.locator("aside.facets ul.facet-actor").get_by_role("link", name=ACTOR_NAME).click()
+    page.wait_for_url("**actor=**")
+    listed = page.locator("ol.results-list").inner_text()
+    assert CLEAR_INCIDENT_NAME in listed and "Operation Amber Pier" not in listed  # Paper Lantern's
 
     # The actor page: aliases, sponsor, techniques, indicators, incidents over time.
     page.goto(base + "/ui/search?q=" + ACTOR_ALIAS)

@@ -7,6 +7,11 @@ imports no web framework, HTTP client or database driver.
     facts = build_facts(store.iter_objects())          # facts.py: the graph flattened
     table = breakdown(facts.of("incidents"), Query("incidents", by=("sponsor",), period="year"))
     top(facts.of("incidents"), "sector", 5); most_targeted(...); surges(...)
+
+A store keeps the same facts in a table, updated from what was stored since
+the last refresh (store/sqlite_facts.py), with the counts of `summary.py`
+pre-aggregated: `source.operator_facts(store)` gives them as a FactBase without
+a pass over the store.
 """
 
 from threatmesh.analytics.aggregate import Breakdown, Query, Ranked, Row, breakdown, label, most_targeted, select, top

@@ -98,3 +98,18 @@ class ActorIndex:
     def canonical(self, name: str) -> str | None:
         """The canonical name for any known name or alias; None when unknown."""
         return self._by_folded.get(fold_name(name))
+
+    @classmethod
+    def from_groups(cls, members: Iterable[tuple[str, str, tuple[str, ...]]]) -> ActorIndex:
+        """An index rebuilt from (actor object id, canonical name, aliases of the group) rows, as a
+        fact table keeps them; the same index `from_objects` built over those objects."""
+        index = cls()
+        grouped: dict[str, list[str]] = {}
+        for actor_id, canonical, aliases in members:
+            index.canonical_by_id[actor_id] = canonical
+            index.aliases[canonical] = aliases
+            grouped.setdefault(canonical, []).append(actor_id)
+            for name in (canonical, *aliases):
+                index._by_folded[fold_name(name)] = canonical
+        index.ids = {canonical: tuple(sorted(ids)) for canonical, ids in grouped.items()}
+        return index

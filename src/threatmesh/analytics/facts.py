@@ -94,16 +94,24 @@ class Fact:
 
 @dataclass(slots=True)
 class FactBase:
-    """Every fact of a store, by kind, with the actor index that named them."""
+    """Every fact of a store, by kind, with the actor index that named them.
+
+    Facts are either all held (`build_facts`) or read per kind on first use from
+    a store's fact table (`loader`, see analytics/source.py)."""
 
     facts: dict[str, list[Fact]] = field(default_factory=dict)
     actors: ActorIndex = field(default_factory=ActorIndex)
     # actor canonical name -> sponsor codes, for pages and briefs
     actor_sponsors: dict[str, tuple[str, ...]] = field(default_factory=dict)
     objects_read: int = 0
+    loader: Callable[[str], list[Fact]] | None = None  # STIX type -> its facts
 
     def of(self, kind: str) -> list[Fact]:
-        return self.facts.get(KINDS.get(kind, kind), [])
+        key = KINDS.get(kind, kind)
+        found = self.facts.get(key)
+        if found is None and self.loader is not None:
+            found = self.facts[key] = self.loader(key)
+        return found if found is not None else []
 
 
 def _day(value: Any) -> date | None:

@@ -17,6 +17,7 @@ the adjusted value.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,6 +43,57 @@ class Surge:
     test: str = TEST_NAME
 
 
+def _log_pmf(i: int, n: int, p: float) -> float:
+    return (math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+            + i * math.log(p) + (n - i) * math.log1p(-p))
+
+
+def binomial_upper_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p): the one-sided exact binomial test's p-value.
+
+    Summed from the term at k outwards with the ratio of successive terms, so each
+    term costs a multiplication; from the side of the mean that has fewer terms to
+    sum (below the mean, as 1 minus the lower tail), so the terms only shrink.
+    (Written out rather than imported: scipy.stats takes seconds to import, which
+    every brief would pay.)
+    """
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    if p <= 0.0 or p >= 1.0:
+        return 1.0 if p >= 1.0 else 0.0
+    odds = p / (1.0 - p)
+    if k > n * p:  # upper tail: terms fall from k upwards
+        total, term = 0.0, 1.0
+        for i in range(k, n + 1):
+            total += term
+            term *= (n - i) / (i + 1) * odds
+            if term < total * 1e-17:
+                break
+        return min(1.0, math.exp(_log_pmf(k, n, p)) * total)
+    total, term = 0.0, 1.0  # lower tail P(X <= k - 1): terms fall from k - 1 downwards
+    for i in range(k - 1, -1, -1):
+        total += term
+        term *= i / (n - i + 1) / odds
+        if term < total * 1e-17:
+            break
+    return max(0.0, 1.0 - math.exp(_log_pmf(k - 1, n, p)) * total)
+
+
+def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values (false discovery rate), in the order given."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 1.0
+    for rank in range(m, 0, -1):  # from the largest p-value down: the running minimum of p * m / rank
+        i = order[rank - 1]
+        running = min(running, p_values[i] * m / rank)
+        adjusted[i] = min(running, 1.0)
+    return adjusted
+
+
 def surges(
     facts: Sequence[Fact],
     field_name: str,
@@ -54,9 +106,6 @@ def surges(
     """Periods where a value of `field_name` rose significantly above its previous `window` periods."""
     if window < 1:
         raise ValueError("window must be at least 1 period")
-    # scipy takes most of a second to import: only the commands that test for surges pay it
-    from scipy.stats import binomtest, false_discovery_control
-
     counts: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     keys = set()
     for fact in facts:
@@ -77,9 +126,9 @@ def surges(
             if current < min_count:
                 continue
             base = sum(len(per_period.get(shift(key, period, -k), ())) for k in range(1, window + 1))
-            result = binomtest(current, current + base, 1.0 / (window + 1), alternative="greater")
-            candidates.append((value, key, current, base, float(result.pvalue), per_period[key]))
-    adjusted = [float(p) for p in false_discovery_control([c[4] for c in candidates])] if candidates else []
+            p_value = binomial_upper_tail(current, current + base, 1.0 / (window + 1))
+            candidates.append((value, key, current, base, p_value, per_period[key]))
+    adjusted = benjamini_hochberg([c[4] for c in candidates])
     found = []
     for (value, key, current, base, p, ids), p_adj in zip(candidates, adjusted):
         if p_adj <= alpha:

@@ -264,6 +264,64 @@ register(
     ) WITHOUT ROWID""",
 )
 
+
+# Analytics facts (issue 7): one row per counted object (latest version), kept up
+# to date incrementally from a watermark on memberships.date_added (the clock),
+# with the counts the dashboard overview reads pre-aggregated. sqlite_facts.py
+# describes the tables; they hold nothing that cannot be rebuilt from `objects`.
+register(
+    "0005_analytics_facts",
+    """CREATE TABLE analytics_state (
+        singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+        date_added INTEGER NOT NULL,
+        object_pk INTEGER NOT NULL,
+        refreshed INTEGER NOT NULL
+    )""",
+    "INSERT INTO analytics_state (singleton, date_added, object_pk, refreshed) VALUES (1, 0, 0, 0)",
+    """CREATE TABLE analytics_facts (
+        pk INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        day TEXT,
+        name TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        sponsor TEXT NOT NULL,
+        victim_country TEXT NOT NULL,
+        sector TEXT NOT NULL,
+        type TEXT NOT NULL,
+        tlp TEXT NOT NULL,
+        source TEXT NOT NULL,
+        confidence INTEGER
+    )""",
+    "CREATE INDEX analytics_facts_kind ON analytics_facts (kind)",
+    "CREATE INDEX analytics_facts_kind_day ON analytics_facts (kind, day)",
+    """CREATE TABLE analytics_fact_actors (
+        actor TEXT NOT NULL,
+        id TEXT NOT NULL,
+        PRIMARY KEY (actor, id)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE analytics_actors (
+        actor_id TEXT PRIMARY KEY,
+        canonical TEXT NOT NULL,
+        aliases TEXT NOT NULL,
+        sponsors TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE analytics_counts (
+        kind TEXT NOT NULL,
+        field TEXT NOT NULL,
+        value TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (kind, field, value)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE analytics_object_counts (
+        type TEXT NOT NULL,
+        tlp TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (type, tlp)
+    ) WITHOUT ROWID""",
+)
+
+
 def _now_us() -> int:
     return time.time_ns() // 1000
 

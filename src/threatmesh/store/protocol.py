@@ -14,9 +14,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Iterator, NamedTuple, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Iterator, NamedTuple, Protocol, Sequence, runtime_checkable
 
 from threatmesh.stix.model import StixObject
+
+if TYPE_CHECKING:  # analytics.facts reads StoredVersion from here: no import cycle at run time
+    from threatmesh.analytics.actors import ActorIndex
+    from threatmesh.analytics.facts import Fact
+    from threatmesh.analytics.summary import FactSummary
 
 
 class PutOutcome(enum.Enum):
@@ -124,6 +129,17 @@ class StoreStats:
     by_tlp: dict[str, int] = field(default_factory=dict)  # latest versions per TLP ('unmarked' for None)
     by_collection: dict[str, int] = field(default_factory=dict)  # collection id -> distinct ids
     size_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FactsRefresh:
+    """What one refresh of the analytics fact table did (see store/sqlite_facts.py)."""
+
+    current: bool  # the table now reflects every stored version (False: a read-only store behind)
+    full: bool = False  # rebuilt from scratch rather than updated
+    versions: int = 0  # versions read: stored since the last refresh (full: every latest version)
+    recomputed: int = 0  # facts written
+    seconds: float = 0.0
 
 
 # -- TAXII serving: API roots, rights, statuses, audit --------------------------------
@@ -463,4 +479,25 @@ class Store(Protocol):
     def senders_of(self, versions: Sequence[tuple[str, str]]) -> dict[tuple[str, str], set[str]]:
         """For each (id, version), the peers that sent it here (provenance and peer holds);
         pairs that no peer sent are absent."""
+        ...
+
+    # -- analytics facts (issue 7) --------------------------------------------
+    def refresh_facts(self, *, full: bool = False) -> FactsRefresh:
+        """Bring the fact table up to date with every version stored since the last refresh
+        (only those, and the facts they change); `full` rebuilds it. Cheap when nothing is new."""
+        ...
+
+    def load_facts(self, kind: str, *, collection_id: str | None = None) -> list[Fact]:
+        """The facts of one kind ('incident', ...) in stored order; with a collection, only
+        objects that have a version in it."""
+        ...
+
+    def facts_by_id(self, object_ids: Sequence[str]) -> dict[str, Fact]: ...
+
+    def fact_summary(self) -> FactSummary:
+        """The pre-aggregated counts of the fact table (analytics/summary.py)."""
+        ...
+
+    def fact_actors(self) -> tuple[ActorIndex, dict[str, tuple[str, ...]]]:
+        """The actor index the facts were named with, and each canonical actor's sponsors."""
         ...

@@ -28,6 +28,7 @@ import orjson
 from threatmesh.errors import Conflict, NotFound, StoreError
 from threatmesh.stix.model import StixObject, stricter_tlp
 from threatmesh.store.migrations import apply_migrations, pending_migrations
+from threatmesh.store.sqlite_facts import SQLiteFactTables
 from threatmesh.store.sqlite_peers import SQLitePeerTables
 from threatmesh.store.sqlite_provenance import SQLiteProvenanceTables
 from threatmesh.store.protocol import (
@@ -154,7 +155,7 @@ class _Member:
     dirty: bool = False
 
 
-class SQLiteStore(SQLitePeerTables, SQLiteProvenanceTables):
+class SQLiteStore(SQLitePeerTables, SQLiteProvenanceTables, SQLiteFactTables):
     """A Store in one SQLite file (see `store.protocol.Store` for the contract)."""
 
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:

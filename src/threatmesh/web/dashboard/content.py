@@ -16,10 +16,10 @@ from urllib.parse import quote
 from markupsafe import Markup
 
 from threatmesh.analytics.aggregate import label as field_label
-from threatmesh.analytics.aggregate import top
 from threatmesh.analytics.countries import country_name
 from threatmesh.analytics.facts import Fact
-from threatmesh.analytics.periods import period_key, period_range
+from threatmesh.analytics.periods import period_range
+from threatmesh.analytics.summary import FactSummary
 from threatmesh.stix.markings import tlp_of_marking
 from threatmesh.store.protocol import StoredVersion
 from threatmesh.web.dashboard.charts import GraphEdge, GraphNode, bar_chart, line_chart, neighbourhood_graph
@@ -81,32 +81,34 @@ def link_of(version: StoredVersion, data: dict[str, Any] | None = None, note: st
 # -- overview -----------------------------------------------------------------------------
 
 
-def _trend(facts_by_kind: dict[str, list[Fact]]) -> tuple[str, list[str], dict[str, list[int]]]:
-    days = [f.day for facts in facts_by_kind.values() for f in facts if f.day is not None]
-    if not days:
+def _trend(summary: FactSummary) -> tuple[str, list[str], dict[str, list[int]]]:
+    months = {kind: summary.months(kind) for kind in TREND_KINDS}
+    dated = [m for per_kind in months.values() for m in per_kind]
+    if not dated:
         return "year", [], {}
-    first, last = min(days), max(days)
-    months = (last.year - first.year) * 12 + last.month - first.month + 1
-    period = "month" if months <= 36 else "year"
-    labels = period_range(period_key(first, period), period_key(last, period), period)
+    first, last = min(dated), max(dated)
+    span = (int(last[:4]) - int(first[:4])) * 12 + int(last[5:7]) - int(first[5:7]) + 1
+    period = "month" if span <= 36 else "year"
+    width = 7 if period == "month" else 4  # 'YYYY-MM' or 'YYYY'
+    labels = period_range(first[:width], last[:width], period)
     series: dict[str, list[int]] = {}
-    for kind, facts in facts_by_kind.items():
-        counts = Counter(period_key(f.day, period) for f in facts if f.day is not None)
+    for kind, per_month in months.items():
+        counts: Counter[str] = Counter()
+        for month, n in per_month.items():
+            counts[month[:width]] += n
         series[kind] = [counts.get(p, 0) for p in labels]
     return period, labels, series
 
 
 def overview(viewer: Viewer) -> dict[str, Any]:
+    """The overview's figures, from the view's pre-aggregated counts (no pass over the facts)."""
     snap = viewer.snapshot()
-    facts = snap.facts
-    by_kind = {kind: facts.of(kind) for kind in TREND_KINDS}
-    period, labels, series = _trend(by_kind)
-    incidents = facts.of("incidents")
+    facts, summary = snap.facts, snap.summary
+    period, labels, series = _trend(summary)
     # Rank actors by what they did; without incidents, the indicators that point at them.
-    actor_basis = incidents if incidents else facts.of("indicators")
-    basis_name = "incidents" if incidents else "indicators"
+    basis_name = "incidents" if summary.total("incidents") else "indicators"
     actors = []
-    for ranked in top(actor_basis, "actor", 10):
+    for ranked in summary.top([basis_name], "actor", 10):
         ids = facts.actors.ids.get(ranked.value, ())
         sponsors = facts.actor_sponsors.get(ranked.value, ())
         actors.append({
@@ -117,11 +119,11 @@ def overview(viewer: Viewer) -> dict[str, Any]:
             "sponsors": [field_label("sponsor", s) for s in sponsors],
             "href": actor_href(ids[0]) if ids else None,
         })
-    victim_basis = incidents + facts.of("campaigns")
-    sectors = [(r.value, r.count) for r in top(victim_basis, "sector", 8)]
-    countries = [(field_label("victim-country", r.value), r.count) for r in top(victim_basis, "victim-country", 8)]
-    sightings = sorted(facts.of("sightings"), key=lambda f: (f.day is not None, f.day), reverse=True)[:8]
-    recent = _sightings(viewer, [f.id for f in sightings])
+    victim_kinds = ["incidents", "campaigns"]
+    sectors = [(r.value, r.count) for r in summary.top(victim_kinds, "sector", 8)]
+    countries = [(field_label("victim-country", r.value), r.count)
+                 for r in summary.top(victim_kinds, "victim-country", 8)]
+    recent = _sightings(viewer, list(summary.recent_sightings))
     types = sorted(snap.by_type.items(), key=lambda kv: (-kv[1], kv[0]))
     tlps = [(level, snap.by_tlp[level]) for level in TLP_ORDER if snap.by_tlp.get(level)]
     return {
@@ -140,11 +142,12 @@ def overview(viewer: Viewer) -> dict[str, Any]:
         "countries": countries,
         "country_chart": bar_chart(countries, title="Most targeted countries",
                                    chart_id="countries") if countries else None,
-        "victim_count": len(victim_basis),
+        "victim_count": sum(summary.total(k) for k in victim_kinds),
         "sightings": recent,
         "peers": _peers(viewer) if viewer.is_admin else None,
         "withheld": snap.withheld,
         "snapshot_seconds": snap.seconds,
+        "from_table": snap.from_table,
     }
 
 
@@ -195,14 +198,23 @@ def _peers(viewer: Viewer) -> list[dict[str, Any]]:
 # -- search -------------------------------------------------------------------------------
 
 
+FACET_FIELDS = ("actor", "sector", "country")  # country: the victim country, as analytics counts it
+FACETS_SHOWN = 10
+
+
 @dataclass(slots=True)
 class SearchResult:
     query: str
     type: str
     tlp: str
+    actor: str = ""
+    sector: str = ""
+    country: str = ""
     results: list[Link] = field(default_factory=list)
     type_facets: list[tuple[str, int]] = field(default_factory=list)
     tlp_facets: list[tuple[str, int]] = field(default_factory=list)
+    # (value, label, count) per facet field, from the analytics facts of the objects found
+    facets: dict[str, list[tuple[str, str, int]]] = field(default_factory=dict)
     total: int = 0
     capped: bool = False
 
@@ -211,8 +223,26 @@ SEARCH_CANDIDATES = 500
 SEARCH_SHOWN = 100
 
 
-def search(viewer: Viewer, text: str, stix_type: str, tlp: str) -> SearchResult:
-    result = SearchResult(text, stix_type, tlp)
+def _facet_values(viewer: Viewer, found: list[StoredVersion]) -> dict[str, dict[str, tuple[str, ...]]]:
+    """For each object found: its actor, sector and victim-country values (the facts' values; an actor
+    object is its own merged actor)."""
+    facts = viewer.facts_for(v.id for v in found)
+    actors = viewer.snapshot().facts.actors.canonical_by_id
+    values: dict[str, dict[str, tuple[str, ...]]] = {}
+    for version in found:
+        fact = facts.get(version.id)
+        own = (actors[version.id],) if version.id in actors else ()
+        values[version.id] = {
+            "actor": fact.actor if fact else own,
+            "sector": fact.sector if fact else (),
+            "country": fact.victim_country if fact else (),
+        }
+    return values
+
+
+def search(viewer: Viewer, text: str, stix_type: str, tlp: str, *, actor: str = "", sector: str = "",
+           country: str = "") -> SearchResult:
+    result = SearchResult(text, stix_type, tlp, actor, sector, country)
     if text.strip():
         found = viewer.search(text, SEARCH_CANDIDATES)
     elif stix_type:
@@ -220,11 +250,30 @@ def search(viewer: Viewer, text: str, stix_type: str, tlp: str) -> SearchResult:
     else:
         return result
     result.capped = len(found) >= SEARCH_CANDIDATES
-    result.type_facets = sorted(Counter(v.type for v in found if not tlp or (v.tlp or "unmarked") == tlp).items(),
+    chosen_values = {"actor": actor, "sector": sector, "country": country}
+    values = _facet_values(viewer, found) if found else {}
+
+    def keep(version: StoredVersion, *, but: str) -> bool:
+        """Whether a version passes every chosen filter except the facet `but` (whose counts are shown)."""
+        if but != "type" and stix_type and version.type != stix_type:
+            return False
+        if but != "tlp" and tlp and (version.tlp or "unmarked") != tlp:
+            return False
+        return all(name == but or not wanted or wanted in values[version.id][name]
+                   for name, wanted in chosen_values.items())
+
+    result.type_facets = sorted(Counter(v.type for v in found if keep(v, but="type")).items(),
                                 key=lambda kv: (-kv[1], kv[0]))
-    tlp_counts = Counter((v.tlp or "unmarked") for v in found if not stix_type or v.type == stix_type)
+    tlp_counts = Counter((v.tlp or "unmarked") for v in found if keep(v, but="tlp"))
     result.tlp_facets = [(level, tlp_counts[level]) for level in TLP_ORDER if tlp_counts.get(level)]
-    chosen = [v for v in found if (not stix_type or v.type == stix_type) and (not tlp or (v.tlp or "unmarked") == tlp)]
+    for name in FACET_FIELDS:
+        counts = Counter(value for v in found if keep(v, but=name) for value in set(values[v.id][name]))
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:FACETS_SHOWN]
+        if chosen_values[name] and chosen_values[name] not in dict(ranked):
+            ranked.append((chosen_values[name], counts.get(chosen_values[name], 0)))
+        label_field = "victim-country" if name == "country" else name
+        result.facets[name] = [(value, field_label(label_field, value), n) for value, n in ranked]
+    chosen = [v for v in found if keep(v, but="")]
     result.total = len(chosen)
     result.results = [link_of(v) for v in chosen[:SEARCH_SHOWN]]
     return result

@@ -193,10 +193,12 @@ class Dashboard:
         tlp = params.get("tlp", "")
         stix_type = stix_type if _STIX_TYPE.match(stix_type) else ""
         tlp = tlp if tlp in _TLP_VALUES else ""
-        result = content.search(viewer, text, stix_type, tlp)
+        # Facet values are compared for equality with what the facts hold: any text, bounded in length.
+        chosen = {name: params.get(name, "")[:200] for name in content.FACET_FIELDS}
+        result = content.search(viewer, text, stix_type, tlp, **chosen)
 
         def facet_href(**change: str) -> str:
-            query = {"q": text, "type": stix_type, "tlp": tlp, **change}
+            query = {"q": text, "type": stix_type, "tlp": tlp, **chosen, **change}
             return f"{UI}/search?" + urlencode({k: v for k, v in query.items() if v})
 
         return self.render(request, "search.html", viewer=viewer, title=f"Search: {text}" if text else "Search",

@@ -8,9 +8,13 @@ results) or `export.select.outgoing` (the whole-store figures), so the
 dashboard cannot show what a TAXII GET by the same account would withhold,
 and it shows redacted copies where that GET would send them.
 
-The whole-store figures (counts, analytics facts) take a pass over the store,
-so they are kept per recipient until the store changes (`last_date_added`
-moves) or a minute passes (deletions from collections do not move it).
+The whole-store figures (counts, analytics facts): the operator's come from
+the store's fact table, which a refresh brings up to date by reading only what
+was stored since the last one (store/sqlite_facts.py), and its pre-aggregated
+counts. Any other account's take a pass over the store through the egress
+path (what they may not see must not be counted), so they are kept per
+recipient until the store changes (`last_date_added` moves) or a minute passes
+(deletions from collections do not move it).
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from typing import Any
 
 import orjson
 
-from threatmesh.analytics.facts import FactBase, build_facts
+from threatmesh.analytics.facts import KINDS, Fact, FactBase, build_facts
+from threatmesh.analytics.source import stored_facts
+from threatmesh.analytics.summary import FactSummary
 from threatmesh.export.select import ExportOptions, Tally, outgoing
 from threatmesh.settings import Settings
 from threatmesh.share.outbound import Outbound
@@ -47,7 +53,17 @@ class Snapshot:
     withheld: int
     facts: FactBase
     built_at: float
-    seconds: float  # how long the pass took
+    seconds: float  # how long the pass (or the fact table's refresh) took
+    summary: FactSummary = field(default_factory=lambda: FactSummary({}, {}))
+    from_table: bool = False  # the store's fact table, not a pass
+    _by_id: dict[str, Fact] = field(default_factory=dict)
+
+    def facts_by_id(self, object_ids: Iterable[str]) -> dict[str, Fact]:
+        """The facts of some objects (those that are countable), as this view counts them."""
+        if not self._by_id:
+            for kind in KINDS.values():
+                self._by_id.update((f.id, f) for f in self.facts.of(kind))
+        return {i: self._by_id[i] for i in object_ids if i in self._by_id}
 
 
 @dataclass(slots=True)
@@ -140,25 +156,47 @@ class Viewer:
         return outgoing(self.store, self.recipient, default_tlp=self.settings.default_tlp, options=options,
                         tally=tally if tally is not None else Tally())
 
+    def facts_for(self, object_ids: Iterable[str]) -> dict[str, Fact]:
+        """Facts of the given objects as this viewer's figures count them (search facets)."""
+        snap = self.snapshot()
+        if snap.from_table:
+            return self.store.facts_by_id(list(object_ids))
+        return snap.facts_by_id(object_ids)
+
     def snapshot(self) -> Snapshot:
         key = (self.recipient.kind, self.recipient.name, self.recipient.role,
                self.recipient.cleared_for, self.recipient.groups)
 
+        def from_table() -> Snapshot | None:
+            started = time.monotonic()
+            facts = stored_facts(self.store)
+            if facts is None:
+                return None
+            summary = self.store.fact_summary()
+            by_type = summary.by_type
+            finished = time.monotonic()
+            return Snapshot(by_type, summary.by_tlp, sum(by_type.values()), 0, facts, finished,
+                            finished - started, summary, from_table=True)
+
         def build() -> Snapshot:
+            if self.is_admin:  # the operator's view is every object: the fact table holds it
+                stored = from_table()
+                if stored is not None:
+                    return stored
             started = time.monotonic()
             tally = Tally()
-            by_type: Counter[str] = Counter()
-            by_tlp: Counter[str] = Counter()
+            by_pair: Counter[tuple[str, str]] = Counter()
 
             def counted() -> Iterator[StoredVersion]:
                 for version in self._stream(tally):
-                    by_type[version.type] += 1
-                    by_tlp[version.tlp or "unmarked"] += 1
+                    by_pair[(version.type, version.tlp or "unmarked")] += 1
                     yield version
 
             facts = build_facts(counted())
+            summary = FactSummary.of(facts, by_pair)
             finished = time.monotonic()
-            return Snapshot(dict(by_type), dict(by_tlp), sum(by_type.values()), tally.withheld, facts,
-                            finished, finished - started)
+            by_type = summary.by_type
+            return Snapshot(by_type, summary.by_tlp, sum(by_type.values()), tally.withheld, facts,
+                            finished, finished - started, summary)
 
         return self.cache.get(key, self.store.last_date_added(), build)
