@@ -165,7 +165,7 @@ def match(
             options["default_host"] = site
 
         def on_hit(hit: Any, counted: bool) -> None:
-            record = {"indicator": hit.indicator_id, "name": index.indicators[hit.slot].name, "field": hit.role,
+            record = {"indicator": hit.indicator_id, "name": _name(index, hit.slot), "field": hit.role,
                       "value": hit.value, "source": hit.event.source, "line": hit.event.line,
                       "time": hit.event.time, "log": hit.event.log_type, "new": counted}
             if jsonl_out:
@@ -215,8 +215,20 @@ def _alert(command: str, record: dict[str, Any]) -> None:
         err.print(f"--alert-cmd failed: {exc}", markup=False, highlight=False)
 
 
+def _name(index: Any, slot: int) -> str:
+    """An indicator's name: a bulk-loaded index reads names from the store only when asked."""
+    indicators = index.indicators
+    name_of = getattr(indicators, "name_of", None)
+    return str(name_of(indicators[slot].id)) if callable(name_of) else str(indicators[slot].name)
+
+
 def _rows(store: Store, report: Any, index: Any) -> list[dict[str, Any]]:
-    names = {info.id: info.name for info in index.indicators}
+    wanted = list(report.updates)
+    names_of = getattr(index.indicators, "names_of", None)
+    if callable(names_of):
+        names: dict[str, str] = names_of(wanted)
+    else:
+        names = {info.id: info.name for info in index.indicators if info.id in report.updates}
     rows = []
     for indicator_id, update in sorted(report.updates.items(), key=lambda kv: -kv[1].count):
         rows.append({"indicator": indicator_id, "name": names.get(indicator_id, ""),

@@ -267,6 +267,9 @@ def _reference_is_wrong_here(pattern: str, objects: list[dict[str, Any]]) -> boo
         if c.op == "IN" and any(type(v) is bool for v in values) and \
                 any(type(m) in (int, float) and m in (0, 1) for m in c.literal):
             return True  # quirk 2: True == 1 in Python sets
+        if c.op == "IN" and any(type(v) in (int, float) and v in (0, 1) for v in values) and \
+                any(type(m) is bool for m in c.literal):
+            return True  # quirk 2, the other way round: 0 == False in Python sets
         if c.op == "IN" and any(type(v) is bytes for v in values) and any(type(m) is str for m in c.literal):
             return True  # quirk 2: bytes never "in" a set of strings
         if c.op == "LIKE" and any(isinstance(v, str) and "\n" in v for v in values):

@@ -1,66 +1,128 @@
-"""The columnar matcher for Zeek TSV logs: polars reads the columns that matter and joins them
-against the indicator tables, so a line costs no Python at all unless it hits.
+"""Zeek TSV logs matched column by column (polars, numpy): a line costs no Python unless it may hit.
 
-- exact values (addresses, hashes, names): one hash join per column;
-- subdomains: the distinct names of a column, stripped of one label at a time, joined again;
-- CIDR ranges: IPv4 addresses as integers, masked once per prefix length in use, joined;
-  IPv6 addresses (few in most logs) go through the index's own lookup;
-- URLs: rows whose host is the host of some URL indicator are normalised in Python and
-  looked up (the prefilter makes that a handful of rows);
-- e-mail fields (free text such as '"Name" <a@b>') are read in Python, distinct values only.
+The file is read in chunks of a few MB, two at a time (polars and numpy leave
+the interpreter lock while they work, so both cores read). In each chunk, the
+columns the matcher reads are tested whole against prefilters built once from
+the index (`match.hashed`: 64-bit hashes, a bitmap, a sorted array):
 
-Hits are then checked against the indicators' validity at the line's time and
-turned into the same `Hit`s the line-at-a-time matcher produces.
+- addresses: the value itself among the indicator addresses; its first four
+  characters among those of any address a CIDR range covers (`10.1`, `192.`);
+- names: the last n characters of the lower-cased name among the last n
+  characters of the indicator names, for a few n: a name hits an indicator only
+  when it ends with the indicator's name, so this passes every name that can hit;
+- hashes: the lower-cased digest among the indicator digests;
+- URLs of an http log: the host among the URL indicators' hosts;
+- URL and e-mail columns, IPv6 addresses when there are IPv6 ranges, and names
+  that are not plain ASCII: one value at a time, distinct values only.
+
+A row some prefilter passes becomes a `LogEvent` and goes through the
+line-at-a-time `Matcher`, which decides (normalisation, parent domains, ranges,
+validity at the line's time). So the columnar matcher finds exactly what the
+line reader finds (tests/match/test_columnar.py holds them to it), and costs
+Python work only for the rows that hit or nearly do.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Iterator
 
+import numpy as np
 import polars as pl
 
 from threatmesh.logs.fields import ROLE_IP_OR_DOMAIN, ZEEK_FIELDS, ZEEK_PATH_FIELDS
-from threatmesh.logs.readers import ReadReport, _add, parse_time
-from threatmesh.match.engine import Hit
+from threatmesh.logs.readers import BadLine, ReadReport, _add, parse_time
+from threatmesh.logs.source import Line
+from threatmesh.match.engine import Hit, Matcher
+from threatmesh.match.hashed import HashedKeys
 from threatmesh.match.index import IndicatorIndex
-from threatmesh.match.keys import (
-    GROUP_DOMAIN, GROUP_EMAIL, GROUP_HASH, GROUP_IP, GROUP_URL, ROLE_GROUP, url_host, value_key,
-)
+from threatmesh.match.keys import GROUP_DOMAIN, GROUP_EMAIL, GROUP_HASH, GROUP_IP, GROUP_URL, ROLE_GROUP, url_host, value_key
 from threatmesh.match.protocol import ROLE_URL, LogEvent
 
 _HEADER_LINES = 8
+CHUNK_BYTES = 16 << 20
+WORKERS = 2
+# Name suffix lengths tested: each indicator name is tested on the longest one it reaches.
+_TAILS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20)
 
 
-def _tables(index: IndicatorIndex) -> dict[str, pl.DataFrame]:
-    """(key, slot) frames of the index's exact tables, built once per index and kept on it."""
-    cached = getattr(index, "_polars_tables", None)
-    if cached is not None:
-        return cached  # type: ignore[no-any-return]
-    tables: dict[str, pl.DataFrame] = {}
-    for group, table in index.exact.items():
-        keys: list[str] = []
-        slots: list[int] = []
-        for key, owners in table.items():
-            for slot in owners:
-                keys.append(key)
-                slots.append(slot)
-        tables[group] = pl.DataFrame({"key": keys, "slot": slots}, schema={"key": pl.String, "slot": pl.UInt32})
+@dataclass
+class Prefilter:
+    ip: HashedKeys | None = None
+    cidr4_heads: HashedKeys | None = None
+    cidr6: bool = False
+    tails: dict[int, HashedKeys] = field(default_factory=dict)
+    hashes: HashedKeys | None = None
+    url_hosts: HashedKeys | None = None
+    urls: bool = False
+    emails: bool = False
+
+
+def _keys_of(index: IndicatorIndex, group: str) -> tuple[pl.Series, np.ndarray] | None:
+    table = index.hashed.get(group)
+    if isinstance(table, HashedKeys) and len(table):
+        return table.keys, table.slots
+    exact = index.exact.get(group)
+    if not exact:
+        return None
+    keys = [k for k, slots in exact.items() for _ in slots]
+    slots = [s for _, ss in exact.items() for s in ss]
+    return pl.Series("key", keys, dtype=pl.String), np.asarray(slots, dtype=np.uint32)
+
+
+def _table(index: IndicatorIndex, group: str) -> HashedKeys | None:
+    table = index.hashed.get(group)
+    if isinstance(table, HashedKeys):
+        return table if len(table) else None
+    found = _keys_of(index, group)
+    return HashedKeys(*found) if found is not None else None
+
+
+def _cidr4_heads(index: IndicatorIndex) -> HashedKeys | None:
+    """The first four characters of every dotted quad in a first octet that some IPv4 range touches."""
+    octets: set[int] = set()
     for prefixlen, nets in index.cidr[4].items():
-        nets_list, slots_list = [], []
-        for net, owners in nets.items():
-            for slot in owners:
-                nets_list.append(net >> (32 - prefixlen))
-                slots_list.append(slot)
-        tables[f"cidr4/{prefixlen}"] = pl.DataFrame({"net": nets_list, "slot": slots_list},
-                                                    schema={"net": pl.UInt32, "slot": pl.UInt32})
-    object.__setattr__(index, "_polars_tables", tables)
-    return tables
+        for net in nets:
+            first = net >> 24
+            octets.update(range(first, first + (1 << max(0, 8 - prefixlen))))
+    if not octets:
+        return None
+    heads = {f"{a}.{b}.0.0"[:4] for a in octets for b in range(256)}
+    return HashedKeys(sorted(heads))
+
+
+def prefilter(index: IndicatorIndex) -> Prefilter:
+    """The prefilters of an index, built once and kept on it."""
+    cached = getattr(index, "_columnar_prefilter", None)
+    if isinstance(cached, Prefilter):
+        return cached
+    pre = Prefilter(ip=_table(index, GROUP_IP), cidr4_heads=_cidr4_heads(index), cidr6=bool(index.cidr[6]),
+                    hashes=_table(index, GROUP_HASH), urls=index.has_group(GROUP_URL),
+                    emails=index.has_group(GROUP_EMAIL))
+    names = _keys_of(index, GROUP_DOMAIN)
+    if names is not None:
+        frame = pl.DataFrame({"key": names[0].unique()})
+        lengths = frame["key"].str.len_chars().to_numpy()
+        tails = np.asarray(_TAILS)
+        frame = frame.with_columns(pl.Series("n", tails[np.searchsorted(tails, lengths, side="right") - 1]))
+        for (n,), part in frame.partition_by("n", as_dict=True).items():
+            pre.tails[int(n)] = HashedKeys(part["key"].str.tail(int(n)))  # type: ignore[arg-type]
+    if pre.urls:
+        url_keys = _keys_of(index, GROUP_URL)
+        if url_keys is not None:
+            pre.url_hosts = HashedKeys(sorted({url_host(k) for k in url_keys[0].to_list()}))
+    object.__setattr__(index, "_columnar_prefilter", pre)
+    return pre
+
+
+# -- the header --------------------------------------------------------------------------
 
 
 def _header(path: str) -> dict[str, Any]:
     head: list[str] = []
     meta: dict[str, Any] = {"sep": "\t", "set_sep": ",", "empty": "(empty)", "unset": "-", "path": "",
-                            "fields": []}
+                            "fields": [], "skip": 0, "skip_bytes": 0}
     with open(path, "rb") as fh:
         for raw in fh:
             text = raw.decode("utf-8", "replace").rstrip("\r\n")
@@ -68,6 +130,8 @@ def _header(path: str) -> dict[str, Any]:
                 head.append(text)
             if not text.startswith("#"):
                 break
+            meta["skip"] += 1
+            meta["skip_bytes"] += len(raw)
             if text.startswith("#separator"):
                 meta["sep"] = text.partition(" ")[2].strip().encode().decode("unicode_escape")
                 continue
@@ -81,227 +145,321 @@ def _header(path: str) -> dict[str, Any]:
             elif directive == "#types":
                 meta["types"] = rest.split(meta["sep"])
     meta["head"] = head
-    meta["skip"] = sum(1 for t in head if t.startswith("#")) if len(head) < _HEADER_LINES or not \
-        head[-1].startswith("#") else _count_leading_comments(path)
     return meta
 
 
-def _count_leading_comments(path: str) -> int:
+# -- one chunk ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Spec:
+    sep: str
+    set_sep: str
+    unset: str
+    empty: str
+    names: list[str]  # every column of the file
+    wanted: list[str]  # the columns an event is made of
+    tested: list[str]  # the columns read for the prefilters (the others only for candidate lines)
+    roles: dict[str, str]
+    sets: set[str]  # columns holding sets or vectors
+    http: bool
+    pre: Prefilter
+    index: IndicatorIndex
+
+
+@dataclass
+class _Chunk:
+    lines: int = 0
+    events: int = 0
+    broken: list[int] = field(default_factory=list)  # line numbers, counted from the chunk's first (0)
+    # (line, fields, the index groups whose prefilter passed the line) of the candidate lines
+    records: list[tuple[int, dict[str, Any], frozenset[str]]] = field(default_factory=list)
+
+
+def _ip_rows(values: pl.Series, pre: Prefilter) -> Iterator[np.ndarray]:
+    if pre.ip is not None:
+        yield pre.ip.candidates(values)
+    if pre.cidr4_heads is not None:
+        yield pre.cidr4_heads.candidates(values.str.head(4))
+    if pre.cidr6:
+        yield np.flatnonzero(values.str.contains(":", literal=True).fill_null(False).to_numpy())
+
+
+def _name_rows(lowered: pl.Series, pre: Prefilter) -> Iterator[np.ndarray]:
+    """Rows a name can hit on (the last array: names spelled unlike the index's keys)."""
+    if not pre.tails:
+        return
+    for n, tails in pre.tails.items():
+        yield tails.candidates(lowered.str.tail(n))
+    # Names the vectorised reading may not spell like the index: a trailing dot, non-ASCII (IDNA).
+    odd = (lowered.str.ends_with(".") | lowered.str.ends_with(" ")
+           | (lowered.str.len_bytes() != lowered.str.len_chars()))
+    yield np.flatnonzero(odd.fill_null(False).to_numpy())
+
+
+def _python_rows(values: pl.Series, index: IndicatorIndex, group: str, email: bool) -> np.ndarray:
+    """Rows whose value hits, found one distinct value at a time (URL and e-mail columns)."""
+    hitting: list[str] = []
+    for raw in values.drop_nulls().unique().to_list():
+        found: list[tuple[str, str]] = []
+        if email:
+            _add("email", raw, found)
+        else:
+            found.append((group, raw))
+        for _, value in found:
+            try:
+                key = value_key(group, value)
+            except ValueError:
+                continue
+            if next(index.lookup(group, key), None) is not None:
+                hitting.append(raw)
+                break
+    if not hitting:
+        return np.empty(0, dtype=np.int64)
+    return np.flatnonzero(values.is_in(pl.Series(hitting, dtype=pl.String).implode()).fill_null(False).to_numpy())
+
+
+def _scan(path: str, start: int, end: int, spec: _Spec) -> _Chunk:
+    """The candidate lines of the bytes [start, end) of a file (whole lines), in a worker thread."""
     with open(path, "rb") as fh:
-        n = 0
-        for raw in fh:
-            if not raw.startswith(b"#"):
-                return n
-            n += 1
-    return n
+        fh.seek(start)
+        data = fh.read(end - start)
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    chunk = _Chunk(lines)
+    df = pl.read_csv(
+        data, separator=spec.sep, has_header=False, columns=[spec.names.index(n) for n in spec.tested],
+        schema={n: pl.String for n in spec.names}, quote_char=None, truncate_ragged_lines=True,
+        encoding="utf8-lossy", missing_columns="insert", extra_columns="ignore",
+    )
+    if df.height == lines:
+        line_of = None
+    else:  # polars skips empty lines: number the others one by one
+        line_of = [i for i, text in enumerate(data.split(b"\n")[:lines]) if text.strip(b"\r")]
+    first, last = spec.names[0], spec.names[-1]
+    # An empty line reads as a row of nulls: neither an event nor a broken line.
+    comment = df[first].str.starts_with("#").fill_null(False) | df.select(
+        pl.all_horizontal(pl.all().is_null())).to_series()
+    broken = (df[last].is_null() & ~comment).to_numpy()
+    for row in np.flatnonzero(broken).tolist():
+        chunk.broken.append(row if line_of is None else line_of[row])
+    usable = ~(comment.to_numpy() | broken)
+    chunk.events = int(usable.sum())
+    masks: dict[str, np.ndarray] = {}
+
+    def mark(group: str, rows: np.ndarray) -> None:
+        if rows.size:
+            mask = masks.get(group)
+            if mask is None:
+                mask = masks[group] = np.zeros(df.height, dtype=np.bool_)
+            mask[rows] = True
+
+    pre = spec.pre
+    lowered_columns: dict[str, pl.Series] = {}
+    odd_names: dict[str, np.ndarray] = {}  # rows of names not spelled like the index (see _name_rows)
+    for name, role in spec.roles.items():
+        if name not in df.columns:
+            continue
+        column = df[name]
+        group = ROLE_GROUP.get(role)
+        if role not in ("user-agent", ROLE_URL) and name in spec.sets:
+            exploded = pl.DataFrame({"row": np.arange(df.height), "v": column.str.split(spec.set_sep)}).explode("v")
+            rows_of, column = exploded["row"].to_numpy(), exploded["v"]
+        else:
+            rows_of = None
+        found: list[tuple[str, np.ndarray]] = []
+        if role == ROLE_IP_OR_DOMAIN or group == GROUP_IP:
+            found.extend((GROUP_IP, rows) for rows in _ip_rows(column, pre))
+        if role == ROLE_IP_OR_DOMAIN or group == GROUP_DOMAIN:
+            lowered = column.str.to_lowercase()
+            name_rows = list(_name_rows(lowered, pre))
+            if rows_of is None:
+                lowered_columns[name] = lowered
+                if name_rows:
+                    odd_names[name] = name_rows[-1]
+            found.extend((GROUP_DOMAIN, rows) for rows in name_rows)
+        if group == GROUP_HASH and pre.hashes is not None:
+            found.append((GROUP_HASH, pre.hashes.candidates(column.str.to_lowercase())))
+        if group == GROUP_EMAIL and pre.emails:
+            found.append((GROUP_EMAIL, _python_rows(column, spec.index, GROUP_EMAIL, email=True)))
+        if group == GROUP_URL and pre.urls:
+            found.append((GROUP_URL, _python_rows(column, spec.index, GROUP_URL, email=False)))
+        for hit_group, rows in found:
+            mark(hit_group, rows if rows_of is None else rows_of[rows])
+    if spec.http and pre.url_hosts is not None and "host" in df.columns and "uri" in spec.names:
+        hosts = lowered_columns.get("host")
+        if hosts is None:
+            hosts = df["host"].str.to_lowercase()
+        mark(GROUP_URL, pre.url_hosts.candidates(hosts))
+        # Hosts the vectorised reading may not spell like a URL key: with a port, non-ASCII
+        # (the name prefilter already found the non-ASCII ones of a domain column).
+        odd = hosts.str.contains(":", literal=True)
+        if "host" not in odd_names:
+            odd = odd | (hosts.str.len_bytes() != hosts.str.len_chars())
+        else:
+            mark(GROUP_URL, odd_names["host"])
+        mark(GROUP_URL, np.flatnonzero(odd.fill_null(False).to_numpy()))
+    if not masks:
+        return chunk
+    any_group = np.logical_or.reduce(list(masks.values()))
+    rows = np.flatnonzero(any_group & usable)
+    if rows.size:
+        # The candidate lines themselves, cut from the chunk: every field of the event, only for them.
+        ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+        position = {name: i for i, name in enumerate(spec.names)}
+        wanted = [(name, position[name]) for name in spec.wanted]
+        for row in rows.tolist():
+            at = row if line_of is None else line_of[row]
+            start = int(ends[at - 1]) + 1 if at > 0 else 0
+            end = int(ends[at]) if at < len(ends) else len(data)
+            cells = data[start:end].decode("utf-8", "replace").rstrip("\r").split(spec.sep)
+            record = {name: cells[i] if i < len(cells) else None for name, i in wanted}
+            groups = frozenset(g for g, mask in masks.items() if mask[row])
+            chunk.records.append((at, record, groups))
+    return chunk
 
 
-def _ipv4_int(col: pl.Expr) -> pl.Expr:
-    parts = col.str.split_exact(".", 3)
-    return (parts.struct.field("field_0").cast(pl.UInt32, strict=False) * 16777216
-            + parts.struct.field("field_1").cast(pl.UInt32, strict=False) * 65536
-            + parts.struct.field("field_2").cast(pl.UInt32, strict=False) * 256
-            + parts.struct.field("field_3").cast(pl.UInt32, strict=False))
+def _chunks(path: str, start: int) -> Iterator[tuple[int, int]]:
+    """Byte ranges [start, end) of whole-line chunks of the file from byte `start` (the workers read them)."""
+    with open(path, "rb") as fh:
+        size = fh.seek(0, 2)
+        while start < size:
+            end = min(size, start + CHUNK_BYTES)
+            if end < size:
+                fh.seek(end)
+                end += len(fh.readline())  # to the end of the line the chunk stops in
+            yield start, end
+            start = end
 
 
-def _join_hits(values: pl.LazyFrame, table: pl.DataFrame, left: str = "v", right: str = "key") -> pl.LazyFrame:
-    return values.join(table.lazy(), left_on=left, right_on=right, how="inner")
+def _event(path: str, line: int, record: dict[str, Any], spec: _Spec, log_path: str, now: int) -> LogEvent:
+    values: list[tuple[str, str]] = []
+    for name, role in spec.roles.items():
+        cell = record.get(name)
+        if cell in (None, spec.unset, spec.empty, ""):
+            continue
+        for part in cell.split(spec.set_sep) if role not in ("user-agent", ROLE_URL) else (cell,):
+            _add(role, part, values)
+    host, uri = record.get("host"), record.get("uri")
+    if spec.http and host not in (None, spec.unset) and uri not in (None, spec.unset):
+        values.append((ROLE_URL, f"http://{host}{uri}"))
+    ts = record.get("ts")
+    at: int | None = None
+    if ts not in (None, spec.unset, ""):
+        try:
+            at = parse_time(ts)
+        except ValueError:
+            at = None
+    return LogEvent(path, line, -1, at, tuple(values), f"zeek:{log_path}" if log_path else "zeek")
 
 
-def match_zeek_file(path: str, index: IndicatorIndex, report: ReadReport, *, now: int) -> tuple[list[Hit], int, list[str]]:
-    """Hits of one Zeek TSV file, the number of lines read, and its first lines."""
+def _prefetch(index: IndicatorIndex, matcher: Matcher, events: list[tuple[LogEvent, frozenset[str]]]) -> None:
+    """Resolve at once every key the matcher will look up for these events (bulk index tables)."""
+    if not index.hashed or not events:
+        return
+    wanted: dict[str, list[str]] = {}
+    for event, groups in events:
+        for role, raw in event.values:
+            group = ROLE_GROUP.get(role)
+            if group is None or group not in groups or group not in index.hashed:
+                continue
+            key = matcher.key(group, raw)
+            if key is None:
+                continue
+            keys = wanted.setdefault(group, [])
+            keys.append(key)
+            if group == GROUP_DOMAIN:
+                while "." in key:
+                    key = key.partition(".")[2]
+                    keys.append(key)
+    for group, keys in wanted.items():
+        table = index.hashed[group]
+        if isinstance(table, HashedKeys):
+            table.prefetch(keys)
+
+
+@dataclass
+class ZeekScan:
+    """A Zeek file being matched: its first lines (known at once), then its hits chunk by chunk.
+
+    Iterating gives `(lines, hits)`: the lines read so far (header included) and the
+    hits among them, so that sightings are written while the next chunks are read.
+    """
+
+    head: list[str]
+    chunks: Iterator[tuple[int, list[Hit]]]
+
+    def __iter__(self) -> Iterator[tuple[int, list[Hit]]]:
+        return self.chunks
+
+
+def scan_zeek_file(path: str, index: IndicatorIndex, report: ReadReport, *, now: int) -> ZeekScan:
+    """Match one Zeek TSV file, lazily: see `ZeekScan`."""
     meta = _header(path)
     names: list[str] = meta["fields"]
     report.formats[path] = "zeek"
     report.heads[path] = meta["head"]
-    log_path = meta["path"]
     if not names:
         report.bad += 1
-        from threatmesh.logs.readers import BadLine
         report.bad_lines.append(BadLine(path, 1, 0, "no #fields header: not a Zeek TSV log"))
-        return [], 0, meta["head"]
+        return ZeekScan(meta["head"], iter(()))
+    return ZeekScan(meta["head"], _scan_file(path, meta, index, report, now))
+
+
+def _scan_file(path: str, meta: dict[str, Any], index: IndicatorIndex, report: ReadReport,
+               now: int) -> Iterator[tuple[int, list[Hit]]]:
+    names: list[str] = meta["fields"]
+    log_path = meta["path"]
     per_path = ZEEK_PATH_FIELDS.get(log_path, {})
     roles = {n: per_path.get(n) or ZEEK_FIELDS[n] for n in names if n in per_path or n in ZEEK_FIELDS}
+    http = log_path == "http"
     # The first and last columns always: a '#' in the first marks a comment line (the '#close'
     # trailer, the headers of a concatenated log), a null in the last a line that is too short.
-    wanted = [n for i, n in enumerate(names) if n in roles or n == "ts" or (log_path == "http" and n == "uri")
+    wanted = [n for i, n in enumerate(names) if n in roles or n == "ts" or (http and n == "uri")
               or i in (0, len(names) - 1)]
-    unset, empty, set_sep = meta["unset"], meta["empty"], meta["set_sep"]
-    skip = meta["skip"]
-    # Reading with a comment prefix costs polars a third of its speed; the leading header is
-    # skipped by count and later comment lines are found in the first column instead.
-    df = pl.read_csv(
-        path, separator=meta["sep"], skip_rows=skip, has_header=False,
-        columns=[names.index(n) for n in wanted], new_columns=names,
-        schema_overrides={n: pl.String for n in wanted}, quote_char=None, infer_schema=False,
-        truncate_ragged_lines=True, encoding="utf8-lossy",
-    ).with_row_index("row")
-    total_lines = df.height + skip
-    first, last = names[0], names[-1]
-    is_comment = pl.col(first).str.starts_with("#")
-    broken = df.filter(pl.col(last).is_null() & ~is_comment)
-    if broken.height:
-        from threatmesh.logs.source import Line
-        for row in broken["row"].to_list():
-            report.reject(path, Line(row + 1 + skip, -1, ""), "fewer fields than the #fields header names")
-    df = df.filter(~is_comment & pl.col(last).is_not_null())
-    report.lines += total_lines
-    report.events += df.height
-    tables = _tables(index)
-    found: list[pl.DataFrame] = []  # (row, slot, field) frames
-    # Every column's joins are planned lazily and run together: polars spreads them over the cores.
-    planned: list[pl.LazyFrame] = []
+    tested = [n for i, n in enumerate(names) if i in (0, len(names) - 1) or (http and n == "host")
+              or ROLE_GROUP.get(roles.get(n, "")) is not None or roles.get(n) == ROLE_IP_OR_DOMAIN]
     types = dict(zip(names, meta.get("types", [])))
+    sets = {n for n in roles if types.get(n, "").startswith(("set", "vector"))}
+    if "types" not in meta:  # without #types, any column may hold sets: split those with a separator
+        sets = set(roles)
+    spec = _Spec(meta["sep"], meta["set_sep"], meta["unset"], meta["empty"], names, wanted, tested, roles, sets,
+                 http, prefilter(index), index)
+    matcher = Matcher(index, now=now)
+    total = meta["skip"]
+    report.lines += meta["skip"]
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        pending: list[Future[_Chunk]] = []
+        chunks = _chunks(path, meta["skip_bytes"])
+        while True:
+            # Two chunks in work and one read ahead: both cores busy, memory bounded.
+            while len(pending) <= WORKERS:
+                nxt = next(chunks, None)
+                if nxt is None:
+                    break
+                pending.append(pool.submit(_scan, path, nxt[0], nxt[1], spec))
+            if not pending:
+                break
+            chunk = pending.pop(0).result()
+            first_line = total + 1
+            total += chunk.lines
+            report.lines += chunk.lines
+            report.events += chunk.events
+            for line in chunk.broken:
+                report.reject(path, Line(first_line + line, -1, ""), "fewer fields than the #fields header names")
+            events = [(_event(path, first_line + line, record, spec, log_path, now), groups)
+                      for line, record, groups in chunk.records]
+            _prefetch(index, matcher, events)
+            hits: list[Hit] = []
+            for event, groups in events:
+                hits.extend(matcher.match_event(event, groups))
+            yield total, hits
 
-    def add(frame: pl.DataFrame | pl.LazyFrame, field: str) -> None:
-        selected = frame.select("row", "slot").with_columns(pl.lit(field).alias("field"))
-        if isinstance(selected, pl.LazyFrame):
-            planned.append(selected)
-        elif selected.height:
-            found.append(selected)
 
-    base = df.lazy()
-    for name, role in roles.items():
-        if name not in df.columns:
-            continue
-        col = base.select("row", pl.col(name).alias("v")).filter(
-            pl.col("v").is_not_null() & (pl.col("v") != unset) & (pl.col("v") != empty) & (pl.col("v") != ""))
-        # Zeek's #types says which columns hold sets and vectors; without it, look for separators.
-        kind = types.get(name, "")
-        is_set = kind.startswith(("set", "vector")) if kind else bool(
-            df[name].str.contains(set_sep, literal=True).any())
-        if role not in ("user-agent", ROLE_URL) and is_set:
-            col = col.with_columns(pl.col("v").str.split(set_sep)).explode("v")
-        group = ROLE_GROUP.get(role)
-        if role == ROLE_IP_OR_DOMAIN:
-            is_ip = pl.col("v").str.contains(r"^[0-9.]+$|:")
-            _match_ip(col.filter(is_ip), index, tables, add, name)
-            _match_domain(col.filter(~is_ip), index, tables, add, name)
-        elif group == GROUP_IP:
-            _match_ip(col, index, tables, add, name)
-        elif group == GROUP_DOMAIN:
-            _match_domain(col, index, tables, add, name)
-        elif group == GROUP_HASH and GROUP_HASH in tables:
-            add(_join_hits(col.with_columns(pl.col("v").str.to_lowercase()), tables[GROUP_HASH]), name)
-        elif group == GROUP_EMAIL and GROUP_EMAIL in index.exact:
-            _match_python(col.collect(), index, GROUP_EMAIL, add, name, email=True)
-        elif group == GROUP_URL and GROUP_URL in index.exact:
-            _match_python(col.collect(), index, GROUP_URL, add, name)
-    if log_path == "http" and GROUP_URL in index.exact and "host" in df.columns and "uri" in df.columns:
-        hosts = pl.Series("h", sorted({url_host(k) for k in index.exact[GROUP_URL]}), dtype=pl.String)
-        cand = df.filter(pl.col("host").str.to_lowercase().is_in(hosts.implode())).select(
-            "row", (pl.lit("http://") + pl.col("host") + pl.col("uri")).alias("v"))
-        _match_python(cand, index, GROUP_URL, add, "uri")
-    found.extend(f for f in pl.collect_all(planned) if f.height)
-    if not found:
-        return [], total_lines, meta["head"]
-    hits_df = pl.concat(found).unique(["row", "slot"], keep="first", maintain_order=True).sort("row")
-    rows = df.filter(pl.col("row").is_in(hits_df["row"].unique().implode()))
-    by_row = {r["row"]: r for r in rows.iter_rows(named=True)}
+def match_zeek_file(path: str, index: IndicatorIndex, report: ReadReport, *, now: int) -> tuple[list[Hit], int, list[str]]:
+    """Hits of one Zeek TSV file, the number of lines read, and its first lines."""
+    scan = scan_zeek_file(path, index, report, now=now)
     hits: list[Hit] = []
-    events: dict[int, LogEvent] = {}
-    for row, slot, field in hits_df.iter_rows():
-        info = index.indicators[slot]
-        record = by_row[row]
-        try:
-            at = parse_time(record["ts"]) if record.get("ts") not in (None, unset, "") else now
-        except ValueError:
-            at = now
-        if not info.valid_at(at):
-            continue
-        event = events.get(row)
-        if event is None:
-            values: list[tuple[str, str]] = []
-            for name, role in roles.items():
-                cell = record.get(name)
-                if cell in (None, unset, empty, ""):
-                    continue
-                for part in cell.split(set_sep) if role not in ("user-agent", ROLE_URL) else (cell,):
-                    _add(role, part, values)
-            if log_path == "http" and record.get("host") not in (None, unset) and record.get("uri") not in (None, unset):
-                values.append((ROLE_URL, f"http://{record['host']}{record['uri']}"))
-            event = events[row] = LogEvent(path, row + 1 + skip, -1,
-                                           at if record.get("ts") not in (None, unset, "") else None,
-                                           tuple(values), f"zeek:{log_path}" if log_path else "zeek")
-        role = "url" if field == "uri" else roles.get(field, field)
-        hits.append(Hit(slot, info.id, event, role, _hit_key(event, role, index, slot)))
-    return hits, total_lines, meta["head"]
-
-
-def _hit_key(event: LogEvent, role: str, index: IndicatorIndex, slot: int) -> str:
-    """The normalised value of the event that hit `slot` (for reports; hits are few)."""
-    group = ROLE_GROUP.get(role)
-    candidates = [(r, v) for r, v in event.values if ROLE_GROUP.get(r) == group or r == role] or list(event.values)
-    for r, v in candidates:
-        g = ROLE_GROUP.get(r)
-        if g is None:
-            continue
-        try:
-            key = value_key(g, v)
-        except ValueError:
-            continue
-        if slot in index.lookup(g, key):
-            return key
-    return ""
-
-
-def _match_ip(col: pl.LazyFrame, index: IndicatorIndex, tables: dict[str, pl.DataFrame], add: Any, name: str) -> None:
-    if GROUP_IP in tables:
-        add(_join_hits(col, tables[GROUP_IP]), name)
-    v6 = col.filter(pl.col("v").str.contains(":", literal=True))
-    if index.cidr[4]:
-        v4 = col.filter(~pl.col("v").str.contains(":", literal=True)).with_columns(_ipv4_int(pl.col("v")).alias("ip"))
-        v4 = v4.filter(pl.col("ip").is_not_null())
-        for prefixlen in index.cidr[4]:
-            table = tables[f"cidr4/{prefixlen}"]
-            shifted = v4.select("row", (pl.col("ip") // (1 << (32 - prefixlen))).cast(pl.UInt32).alias("net"))
-            add(shifted.join(table.lazy(), on="net", how="inner"), name)
-    if index.cidr[6]:
-        _match_python(v6.collect(), index, GROUP_IP, add, name, cidr_only=True)
-
-
-def _match_domain(col: pl.LazyFrame, index: IndicatorIndex, tables: dict[str, pl.DataFrame], add: Any, name: str) -> None:
-    table = tables.get(GROUP_DOMAIN)
-    if table is None:
-        return
-    names = col.with_columns(pl.col("v").str.strip_prefix("*.").str.strip_chars().str.to_lowercase()
-                             .str.strip_chars_end("."))
-    distinct = names.select(pl.col("v").unique())
-    matched: list[pl.LazyFrame] = []
-    # A name hits an indicator on itself or on one of its parents; a parent that can hit has as
-    # many labels as some indicator name, so one pass per label count in use finds them all.
-    for labels in sorted(index.domain_label_counts):
-        suffix = pl.col("v").str.extract(rf"((?:[^.]+\.){{{labels - 1}}}[^.]+)$")
-        parents = distinct.with_columns(suffix.alias("d")).filter(pl.col("d").is_not_null())
-        matched.append(parents.join(table.lazy(), left_on="d", right_on="key", how="inner").select("v", "slot"))
-    if matched:
-        add(names.join(pl.concat(matched), on="v", how="inner"), name)
-
-
-def _match_python(col: pl.DataFrame, index: IndicatorIndex, group: str, add: Any, name: str, *,
-                  email: bool = False, cidr_only: bool = False) -> None:
-    rows: list[int] = []
-    slots: list[int] = []
-    cache: dict[str, list[int]] = {}
-    for row, raw in col.select("row", "v").iter_rows():
-        found = cache.get(raw)
-        if found is None:
-            found = []
-            values: list[tuple[str, str]] = []
-            if email:
-                _add("email", raw, values)
-            else:
-                values.append((group, raw))
-            for _, value in values:
-                try:
-                    key = value_key(group, value)
-                except ValueError:
-                    continue
-                found.extend(s for s in index.lookup(group, key)
-                             if not cidr_only or key not in index.exact.get(group, {}))
-            cache[raw] = found
-        for slot in found:
-            rows.append(row)
-            slots.append(slot)
-    if rows:
-        add(pl.DataFrame({"row": rows, "slot": slots}, schema={"row": pl.UInt32, "slot": pl.UInt32}), name)
+    lines = 0
+    for lines, found in scan:
+        hits.extend(found)
+    return hits, lines, scan.head

@@ -43,6 +43,10 @@ class Matcher:
         self.values_checked = 0
         self.values_unreadable = 0  # values of a role that do not parse (a '-' where an IP belongs)
 
+    def key(self, group: str, value: str) -> str | None:
+        """The normalised key of a raw value (None: not such a value), remembered."""
+        return self._key(group, value)
+
     def _key(self, group: str, value: str) -> str | None:
         cache_key = (group, value)
         key = self._keys.get(cache_key, "")
@@ -58,14 +62,16 @@ class Matcher:
         self._keys[cache_key] = key
         return key
 
-    def match_event(self, event: LogEvent) -> list[Hit]:
+    def match_event(self, event: LogEvent, groups: frozenset[str] | None = None) -> list[Hit]:
+        """The hits of one event; `groups` limits the values looked up to those index groups
+        (the columnar matcher knows which groups' prefilters a line passed)."""
         hits: list[Hit] = []
         seen: set[int] = set()
         at = event.time if event.time is not None else self.now
         indicators = self.index.indicators
         for role, raw in event.values:
             group = ROLE_GROUP.get(role)
-            if group is None:
+            if group is None or (groups is not None and group not in groups):
                 continue
             self.values_checked += 1
             key = self._key(group, raw)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 import orjson
 
@@ -43,6 +43,25 @@ _PURE_OR_RE = re.compile(
 )
 
 
+def _parse_range(value: str) -> tuple[int, int, int]:
+    """(IP version, network as an int, prefix length) of 'a.b.c.d/n' or an IPv6 range; ValueError if neither."""
+    addr, _, plen = value.partition("/")
+    parts = addr.split(".")
+    if len(parts) == 4 and plen.isascii() and plen.isdigit() and int(plen) <= 32:
+        try:
+            a, b, c, d = int(parts[0]), int(parts[1]), int(parts[2]), int(parts[3])
+        except ValueError:
+            a = -1
+        # str(int(p)) == p: no sign, space or leading zero, as `ipaddress` reads them.
+        if 0 <= a <= 255 and 0 <= b <= 255 and 0 <= c <= 255 and 0 <= d <= 255 and \
+                f"{a}.{b}.{c}.{d}" == addr:
+            prefixlen = int(plen)
+            mask = (0xFFFFFFFF << (32 - prefixlen)) & 0xFFFFFFFF
+            return 4, (a << 24 | b << 16 | c << 8 | d) & mask, prefixlen
+    net = ipaddress.ip_network(value, strict=False)
+    return net.version, int(net.network_address), net.prefixlen
+
+
 @dataclass(frozen=True, slots=True)
 class IndicatorInfo:
     id: str
@@ -60,11 +79,21 @@ class SkippedIndicator:
     reason: str
 
 
+class KeyTable(Protocol):
+    """Slots by key, for the bulk-loaded index (`match.hashed.HashedKeys`)."""
+
+    def get(self, key: str) -> tuple[int, ...]: ...
+
+    def __len__(self) -> int: ...
+
+
 @dataclass
 class IndicatorIndex:
-    indicators: list[IndicatorInfo] = field(default_factory=list)
+    indicators: Sequence[IndicatorInfo] = field(default_factory=list)
     # group -> key -> slots (a tuple: most keys belong to one indicator, a few to several)
     exact: dict[str, dict[str, tuple[int, ...]]] = field(default_factory=dict)
+    # The bulk-loaded index keeps its exact keys here instead, as hashed columns (match.bulk).
+    hashed: dict[str, KeyTable] = field(default_factory=dict)
     # IP version -> prefix length -> network as int -> slots
     cidr: dict[int, dict[int, dict[int, tuple[int, ...]]]] = field(default_factory=lambda: {4: {}, 6: {}})
     evaluated: list[tuple[int, CompiledPattern]] = field(default_factory=list)
@@ -80,12 +109,12 @@ class IndicatorIndex:
         if group is None:
             return False
         if group == GROUP_IP and "/" in value:
-            net = ipaddress.ip_network(value, strict=False)
-            table = self.cidr[net.version].setdefault(net.prefixlen, {})
-            key_int = int(net.network_address)
+            version, key_int, prefixlen = _parse_range(value)
+            table = self.cidr[version].setdefault(prefixlen, {})
             table[key_int] = table.get(key_int, ()) + (slot,)
             return True
         key = indicator_key(kind, value)
+        assert not self.hashed, "add_key builds dictionary indexes only"
         table_s = self.exact.setdefault(group, {})
         table_s[key] = table_s.get(key, ()) + (slot,)
         if group == GROUP_DOMAIN:
@@ -99,9 +128,12 @@ class IndicatorIndex:
 
     # -- lookups ------------------------------------------------------------------
 
+    def has_group(self, group: str) -> bool:
+        return bool(self.exact.get(group) or self.hashed.get(group))
+
     def lookup(self, group: str, key: str) -> Iterator[int]:
         """Slots of the indicators a normalised value of `group` hits (any time)."""
-        table = self.exact.get(group)
+        table: KeyTable | dict[str, tuple[int, ...]] | None = self.hashed.get(group) or self.exact.get(group)
         if table is not None:
             slots = table.get(key)
             if slots:
@@ -252,7 +284,8 @@ def build_index(
     Warninglisted ones are left out (unless `include_warninglisted`): those whose id is in
     `flagged`, those carrying a flag property, and those a `warninglist` check names a list for.
     """
-    index = IndicatorIndex()
+    infos: list[IndicatorInfo] = []
+    index = IndicatorIndex(indicators=infos)
     for obj in indicators:
         ind_id = str(obj.get("id", "?"))
         if obj.get("revoked") is True:
@@ -287,11 +320,11 @@ def build_index(
             if any(warninglist(kind, value) for kind, value in keys):
                 index.warninglisted += 1
                 continue
-        slot = len(index.indicators)
-        index.indicators.append(info)
+        slot = len(infos)
+        infos.append(info)
         if keys is not None:
             if not any([index.add_key(slot, kind, value) for kind, value in keys]):
-                index.indicators.pop()
+                infos.pop()
                 index.skipped.append(SkippedIndicator(ind_id, "no observable kind threatmesh can match"))
         elif compiled is not None:
             index.evaluated.append((slot, compiled))
@@ -299,7 +332,23 @@ def build_index(
 
 
 def load_index(store: ObjectSource, *, include_warninglisted: bool = False, use_compiler: bool = True) -> IndicatorIndex:
-    """The index of the latest version of every indicator in the store."""
+    """The index of the latest version of every indicator in the store.
+
+    A store that offers the bulk key read (`indicator_key_rows`) is read with it
+    (`match.bulk`: columns, no JSON parsed per indicator); any other is walked object by object.
+    """
+    bulk_read = getattr(store, "indicator_key_rows", None)
+    if callable(bulk_read):
+        from threatmesh.match.bulk import index_from_rows
+
+        return index_from_rows(
+            bulk_read(),
+            compiler=load_pattern_compiler() if use_compiler else None,
+            flagged=frozenset() if include_warninglisted else load_flagged_ids(store),
+            include_warninglisted=include_warninglisted,
+            names=getattr(store, "indicator_names", None),
+        )
+
     def indicators() -> Iterator[dict[str, Any]]:
         for stored in store.iter_objects():
             if stored.type == "indicator" and not stored.revoked:

@@ -70,7 +70,11 @@ def value_key(group: str, value: str) -> str:
     """The key of a raw log value in its group; ValueError when it is not such a value."""
     if group == GROUP_IP:
         if value.isascii() and value.count(".") == 3 and "/" not in value and value.replace(".", "").isdigit():
-            ipaddress.IPv4Address(value)  # Zeek's spelling is canonical; still reject '999.1.1.1'
+            # Zeek's spelling is canonical; still reject '999.1.1.1' and leading zeros, as `ipaddress` does.
+            a, b, c, d = (int(p) if p else 256 for p in value.split("."))
+            if a <= 255 and b <= 255 and c <= 255 and d <= 255 and f"{a}.{b}.{c}.{d}" == value:
+                return value
+            ipaddress.IPv4Address(value)  # raises the error with its reason
             return value
         return ipaddress.ip_address(value.strip("[]").split("%", 1)[0]).compressed
     if group == GROUP_DOMAIN:

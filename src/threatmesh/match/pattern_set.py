@@ -11,6 +11,10 @@
 - Logs repeat their values (one resolver, a few hundred busy domains), so a leaf
   whose comparisons read top-level properties only remembers its verdict per
   combination of those values.
+- A leaf that reads more than top-level properties (`dst_ref.value`, a list) is
+  guarded by the part of it that does not: `[network-traffic:dst_port = 4444 AND
+  network-traffic:dst_ref.value ISSUBSET '10.0.0.0/8']` is only evaluated on
+  objects whose `dst_port` passes, and that verdict is remembered per port.
 - Patterns that need several observations (AND, FOLLOWEDBY, qualifiers) keep only
   the observations that satisfy one of their leaves; the binding search runs
   over those at the end, which is exact: no other observation can be bound.
@@ -23,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from threatmesh.match.pattern_model import CompAnd, CompExpr, CompOr, Comparison, Leaf
-from threatmesh.match.pattern_values import _network
+from threatmesh.match.pattern_values import _dotted_quad, _network
 from threatmesh.match.patterns import CompiledStixPattern, Observation, compile_leaf
 from threatmesh.match.protocol import ExactKey
 from threatmesh.stix.observables import normalize, normalize_kind
@@ -31,6 +35,31 @@ from threatmesh.stix.observables import normalize, normalize_kind
 _VALUE_KINDS = frozenset({"ipv4-addr", "ipv6-addr", "domain-name", "url", "email-addr", "mac-addr"})
 _HASHED_TYPES = frozenset({"file", "artifact", "x509-certificate"})
 _MEMO_LIMIT = 200_000  # remembered verdicts per leaf; past it, leaves are simply evaluated
+
+
+_KEYS_CACHE: dict[tuple[str, str], tuple[ExactKey, ...]] = {}
+_KEYS_CACHE_LIMIT = 1 << 18
+
+
+def _value_keys(kind: str, raw: str) -> tuple[ExactKey, ...]:
+    """The keys of one value (with its parent domains), remembered: logs repeat their values."""
+    cached = _KEYS_CACHE.get((kind, raw))
+    if cached is not None:
+        return cached
+    try:
+        # A plain dotted quad is its own canonical form; `ipaddress` is the slow way to learn that.
+        value = raw if kind == "ipv4-addr" and _dotted_quad(raw) is not None else normalize(kind, raw)
+    except ValueError:
+        found: tuple[ExactKey, ...] = ()
+    else:
+        found = ((kind, value),)
+        if kind == "domain-name":  # an indicator on evil.com also fires on a.b.evil.com
+            labels = value.split(".")
+            found += tuple((kind, ".".join(labels[i:])) for i in range(1, len(labels) - 1))
+    if len(_KEYS_CACHE) >= _KEYS_CACHE_LIMIT:
+        _KEYS_CACHE.clear()
+    _KEYS_CACHE[(kind, raw)] = found
+    return found
 
 
 def observation_keys(observation: Observation) -> set[ExactKey]:
@@ -41,14 +70,7 @@ def observation_keys(observation: Observation) -> set[ExactKey]:
             continue
         kind = obj.get("type")
         if kind in _VALUE_KINDS and type(obj.get("value")) is str:
-            try:
-                value = normalize(kind, obj["value"])
-            except ValueError:
-                continue
-            keys.add((kind, value))
-            if kind == "domain-name":  # an indicator on evil.com also fires on a.b.evil.com
-                labels = value.split(".")
-                keys.update((kind, ".".join(labels[i:])) for i in range(1, len(labels) - 1))
+            keys.update(_value_keys(kind, obj["value"]))
         elif kind in _HASHED_TYPES and type(obj.get("hashes")) is dict:
             for name, digest in obj["hashes"].items():
                 hkind = normalize_kind(f"{kind}:hashes.{name}")
@@ -76,12 +98,31 @@ def _memo_keys(expr: CompExpr) -> tuple[str, ...] | None:
     return tuple(props)
 
 
+def _guard(expr: CompExpr) -> CompExpr | None:
+    """A part of `expr` that reads top-level properties only and holds whenever `expr` holds
+    on the same object (a conjunct, or a guard of every branch of an OR); None if there is none."""
+    if _memo_keys(expr) is not None:
+        return expr
+    if isinstance(expr, CompAnd):
+        parts = [g for g in (_guard(item) for item in expr.items) if g is not None]
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else CompAnd(tuple(parts))
+    if isinstance(expr, CompOr):
+        branches = [_guard(item) for item in expr.items]
+        if any(b is None for b in branches):
+            return None
+        return CompOr(tuple(b for b in branches if b is not None))
+    return None
+
+
 @dataclass
 class _Leaf:
     test: Callable[[Observation], bool]
     types: frozenset[str]
     props: tuple[str, ...] | None
     memo: dict[Hashable, bool] = field(default_factory=dict)
+    expr: CompExpr | None = None  # the comparison expression tested
 
     def __call__(self, observation: Observation) -> bool:
         if self.props is None:
@@ -129,7 +170,8 @@ class PatternSet:
                     by_net = self.ranges.setdefault((object_type, version, prefix), {})
                     by_net.setdefault(net >> (bits - prefix), []).append(pid)
                 continue
-            leaves = [(leaf.index, _Leaf(compile_leaf(leaf), _types(leaf.expr), _memo_keys(leaf.expr)))
+            leaves = [(leaf.index, _Leaf(compile_leaf(leaf), _types(leaf.expr), _memo_keys(leaf.expr),
+                                        expr=leaf.expr))
                       for leaf in compiled.parsed.leaves]
             if compiled.single_observation:
                 for _, leaf in leaves:
@@ -159,14 +201,39 @@ class PatternSet:
                     other.setdefault(t, []).append((pid, index, leaf))
         return {t: (tuple(props), items) for t, (props, items) in memo.items()}, other
 
+    def _guards(self, other: dict[str, list[tuple[str, int, _Leaf]]]) -> tuple[
+            dict[str, tuple[tuple[str, ...], list[tuple[str, int, _Leaf, _Leaf]]]],
+            dict[str, list[tuple[str, int, _Leaf]]]]:
+        """Split the leaves evaluated on every object into those with a guard (per type: the
+        properties the guards read and (pattern id, leaf index, guard, leaf)) and the rest."""
+        guarded: dict[str, tuple[dict[str, None], list[tuple[str, int, _Leaf, _Leaf]]]] = {}
+        unguarded: dict[str, list[tuple[str, int, _Leaf]]] = {}
+        for t, items in other.items():
+            for pid, index, leaf in items:
+                expr = leaf.expr
+                guard = _guard(expr) if expr is not None and _types(expr) == frozenset((t,)) else None
+                if guard is None:
+                    unguarded.setdefault(t, []).append((pid, index, leaf))
+                    continue
+                props = _memo_keys(guard)
+                assert props is not None
+                guard_leaf = _Leaf(compile_leaf(Leaf(guard, 0)), frozenset((t,)), props)
+                names, entries = guarded.setdefault(t, ({}, []))
+                names.update(dict.fromkeys(props))
+                entries.append((pid, index, guard_leaf, leaf))
+        return {t: (tuple(names), entries) for t, (names, entries) in guarded.items()}, unguarded
+
     def scan(self, observations: Sequence[Observation]) -> dict[str, list[int]]:
         """Pattern id -> indexes of the observations behind its matches (single-observation
         patterns: every observation that matches; the others: the first binding found)."""
         hits: dict[str, list[int]] = {}
         leaf_hits: dict[str, dict[int, set[int]]] = {pid: {} for pid in self.multi}
         memo_buckets, other = self._buckets()
+        guard_buckets, other = self._guards(other)
         # (type, values of the properties read) -> what the memo-able leaves of that type say.
         verdicts: dict[Hashable, tuple[tuple[str, int], ...]] = {}
+        # (type, values of the properties the guards read) -> the leaves whose guard passes.
+        passing: dict[Hashable, tuple[tuple[str, int, _Leaf], ...]] = {}
         for i, observation in enumerate(observations):
             matched: set[str] = set()
             for key in observation_keys(observation):
@@ -195,6 +262,28 @@ class PatternSet:
                     if signature is not None and len(verdicts) < _MEMO_LIMIT:
                         verdicts[signature] = verdict
                 found.update(verdict)
+            for obj in observation.objects.values() if guard_buckets else ():
+                if type(obj) is not dict:
+                    continue
+                t = str(obj.get("type"))
+                gbucket = guard_buckets.get(t)
+                if gbucket is None:
+                    continue
+                gprops, gitems = gbucket
+                try:
+                    gsig: Hashable | None = (t, *(obj.get(p) for p in gprops))
+                    candidates = passing.get(gsig)
+                except TypeError:
+                    gsig, candidates = None, None
+                if candidates is None:
+                    alone = Observation({"0": obj}, observation.first, observation.last, observation.count)
+                    candidates = tuple((pid, index, leaf) for pid, index, guard, leaf in gitems
+                                       if guard.test(alone))
+                    if gsig is not None and len(passing) < _MEMO_LIMIT:
+                        passing[gsig] = candidates
+                for pid, index, leaf in candidates:
+                    if (pid, index) not in found and leaf.test(observation):
+                        found.add((pid, index))
             for t in types:
                 for pid, index, leaf in other.get(t, ()):
                     if (pid, index) not in found and leaf.test(observation):

@@ -114,8 +114,27 @@ def like_regex(like: str) -> re.Pattern[str]:
     return re.compile("".join(parts) + r"\Z", re.S)
 
 
+def _dotted_quad(text: str) -> int | None:
+    """A plain IPv4 address as `ipaddress` reads it (no leading zeros), as an int; None otherwise."""
+    parts = text.split(".")
+    if len(parts) != 4:
+        return None
+    try:
+        a, b, c, d = int(parts[0]), int(parts[1]), int(parts[2]), int(parts[3])
+    except ValueError:
+        return None
+    # Written back the same: no sign, space, leading zero or non-ASCII digit.
+    if 0 <= a <= 255 and 0 <= b <= 255 and 0 <= c <= 255 and 0 <= d <= 255 and f"{a}.{b}.{c}.{d}" == text:
+        return a << 24 | b << 16 | c << 8 | d
+    return None
+
+
 @lru_cache(maxsize=65536)
 def _parse_network(text: str) -> tuple[int, int, int] | None:
+    if "/" not in text and ":" not in text:
+        quad = _dotted_quad(text)
+        if quad is not None:
+            return 4, quad, 32
     try:
         network = ipaddress.ip_network(text, strict=False)
     except ValueError:

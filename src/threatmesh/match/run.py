@@ -20,6 +20,10 @@ from threatmesh.match.protocol import LogEvent
 from threatmesh.match.sightings import SightingRecorder, SightingUpdate, source_key
 
 FLUSH_EVERY_HITS = 10_000
+# A columnar scan writes sightings while its worker threads read on; more often than the
+# line reader, but not per chunk: every flush is a new version of each sighting it touches.
+COLUMNAR_FLUSH_EVERY_HITS = 2_000
+COLUMNAR_FLUSH_EVERY_SECONDS = 0.5
 FLUSH_EVERY_SECONDS = 1.0
 
 
@@ -73,18 +77,15 @@ def run_match(
     for label in labels:
         if use_columnar and _sniff_zeek(label):
             try:
-                from threatmesh.match.columnar import match_zeek_file
+                from threatmesh.match.columnar import scan_zeek_file
             except ImportError:  # polars is not installed: the line reader does the same work
                 line_labels.append(label)
                 continue
             report.columnar_files.append(label)
-            hits, lines, head = match_zeek_file(label, index, report.read, now=matcher.now)
-            key = source_key(label, head)
-            if on_lines:
-                on_lines(lines)
-            if recorder is not None:
-                recorder.scanned(key, 1, lines + 1)
-            _record(report, recorder, ((key, h) for h in hits), on_hit, flush=True)
+            scan = scan_zeek_file(label, index, report.read, now=matcher.now)
+            _record(report, recorder, _chunk_hits(source_key(label, scan.head), scan, recorder, on_lines), on_hit,
+                    flush=True, flush_every=COLUMNAR_FLUSH_EVERY_HITS, flush_seconds=COLUMNAR_FLUSH_EVERY_SECONDS,
+                    marked=True)
         else:
             line_labels.append(label)
     if line_labels:
@@ -93,6 +94,23 @@ def run_match(
         _record(report, recorder, _keyed_hits(matcher, events, report.read, recorder, on_lines), on_hit,
                 flush=True, flush_every=1 if follow else FLUSH_EVERY_HITS)
     return report
+
+
+def _chunk_hits(key: str, chunks: Iterable[tuple[int, list[Hit]]], recorder: SightingRecorder | None,
+                on_lines: Callable[[int], None] | None) -> Iterator[tuple[str, Hit] | None]:
+    """The hits of a columnar scan, each chunk's after its lines are marked as read, and None
+    after each chunk: sightings are only written there, so that the lines a sighting is told
+    were read hold no hit of it still to come."""
+    done = 0
+    for lines, hits in chunks:
+        if recorder is not None:
+            recorder.scanned(key, 1, lines + 1)
+        if on_lines:
+            on_lines(lines - done)
+        done = lines
+        for hit in hits:
+            yield key, hit
+        yield None
 
 
 def _keyed_hits(matcher: Matcher, events: Iterator[LogEvent], read: ReadReport,
@@ -122,9 +140,12 @@ def _keyed_hits(matcher: Matcher, events: Iterator[LogEvent], read: ReadReport,
         on_lines(read.lines - last_lines)
 
 
-def _record(report: MatchReport, recorder: SightingRecorder | None, hits: Iterable[tuple[str, Hit]],
+def _record(report: MatchReport, recorder: SightingRecorder | None, hits: Iterable[tuple[str, Hit] | None],
             on_hit: Callable[[Hit, bool], None] | None, *, flush: bool,
-            flush_every: int = FLUSH_EVERY_HITS) -> None:
+            flush_every: int = FLUSH_EVERY_HITS, flush_seconds: float = FLUSH_EVERY_SECONDS,
+            marked: bool = False) -> None:
+    """Count hits and write sightings as they come: after any hit, or, when `marked`, only
+    where a None among the hits says so (the end of a chunk)."""
     batch: list[Hit] = []
     last_write = time.monotonic()
 
@@ -147,13 +168,17 @@ def _record(report: MatchReport, recorder: SightingRecorder | None, hits: Iterab
         batch.clear()
         last_write = time.monotonic()
 
-    for key, hit in hits:
-        report.hits += 1
-        batch.append(hit)
-        if recorder is not None:
-            recorder.add(hit, key)
+    for item in hits:
+        if item is not None:
+            key, hit = item
+            report.hits += 1
+            batch.append(hit)
+            if recorder is not None:
+                recorder.add(hit, key)
+            if marked:
+                continue
         # Followed logs trickle: hits are written within a second, not held for a full batch.
-        if len(batch) >= flush_every or time.monotonic() - last_write > FLUSH_EVERY_SECONDS:
+        if batch and (len(batch) >= flush_every or time.monotonic() - last_write > flush_seconds):
             write()
     if flush:
         write()

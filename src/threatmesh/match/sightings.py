@@ -126,8 +126,12 @@ class SightingRecorder:
         objects: list[Any] = []
         self.fresh = set()
         now = self.now()
+        latest: dict[str, bytes] | None = None
+        bulk_read = getattr(self.store, "latest_json", None)
+        if callable(bulk_read) and len(self._pending) > 1:
+            latest = bulk_read([sighting_id(self.identity_id, i) for i in self._pending])
         for indicator_id, pending in self._pending.items():
-            update, new_objects = self._update(indicator_id, pending, now)
+            update, new_objects = self._update(indicator_id, pending, now, latest)
             updates.append(update)
             objects.extend(new_objects)
         if objects:
@@ -136,10 +140,16 @@ class SightingRecorder:
         self._extents.clear()
         return updates
 
-    def _update(self, indicator_id: str, pending: list[tuple[str, Hit]], now: int) -> tuple[SightingUpdate, list[Any]]:
+    def _update(self, indicator_id: str, pending: list[tuple[str, Hit]], now: int,
+                latest: dict[str, bytes] | None = None) -> tuple[SightingUpdate, list[Any]]:
+        """`latest`: the stored JSON of the sightings, read at once (None: read this one now)."""
         sid = sighting_id(self.identity_id, indicator_id)
-        stored = self.store.get_latest(sid)
-        old: dict[str, Any] = orjson.loads(stored.json) if stored is not None else {}
+        if latest is not None:
+            raw = latest.get(sid)
+        else:
+            stored = self.store.get_latest(sid)
+            raw = stored.json if stored is not None else None
+        old: dict[str, Any] = orjson.loads(raw) if raw is not None else {}
         scanned: dict[str, list[list[int]]] = {k: [list(r) for r in v]
                                                for k, v in old.get(SCANNED_PROPERTY, {}).items()}
         fresh = [(src, h) for src, h in pending if not _inside(scanned.get(src, []), h.event.line)]
@@ -158,7 +168,7 @@ class SightingRecorder:
             return SightingUpdate(indicator_id, sid, 0, len(pending), count, str(old.get("first_seen")),
                                   str(old.get("last_seen"))), []
         modified_us = now
-        if stored is not None:
+        if raw is not None:
             # A new version needs a later `modified` than the one stored (STIX 2.1 §3.6).
             modified_us = max(now, timestamp_to_micros(old["modified"]) + 1000)
         created = old.get("created", _stamp(now))

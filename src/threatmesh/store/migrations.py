@@ -6,9 +6,11 @@ opened by a newer threatmesh gains the missing steps and an older one is never
 re-run. Every migration runs in its own transaction: a crash in the middle
 leaves the store at the previous step.
 
-The SQL is kept plain (no SQLite-only types, no triggers) so that a PostgreSQL
-store can mirror the same tables; the FTS5 table is the one SQLite-specific
-piece, and a PostgreSQL store replaces it with a tsvector column.
+The SQL is kept plain (no SQLite-only types) so that a PostgreSQL store can
+mirror the same tables. Two pieces are SQLite's own: the FTS5 table, which a
+PostgreSQL store replaces with a tsvector column, and the triggers and JSON
+functions that keep `match_keys` (0006), which it writes with its own
+triggers (PL/pgSQL and jsonb) or from its writer.
 
 Tables (all times are integer µs since the Unix epoch):
 
@@ -374,3 +376,63 @@ def apply_migrations(conn: sqlite3.Connection) -> list[str]:
             raise
         done.append(migration.name)
     return done
+
+
+# Match keys (issue 6): what the log matcher needs of every indicator version, kept
+# by triggers as objects are written, so that loading a million indicators reads
+# one narrow table instead of parsing a million JSON documents. Derived data only:
+# it holds nothing that cannot be rebuilt from `objects` (the backfill below).
+# Separate json_extract calls share one parse of the document (SQLite caches it);
+# the warninglist flags are only looked for in documents that name one.
+_MATCH_KEY_COLUMNS = "pk, id, is_latest, revoked, name, valid_from, valid_until, pattern, pattern_type, flagged"
+_MATCH_KEY_FLAG = "coalesce(json_extract({row}json, '$.{name}'), 0) NOT IN (0, '', '[]', '{{}}')"
+_MATCH_KEY_VALUES = (
+    "{row}pk, {row}id, {row}is_latest, {row}revoked, json_extract({row}json, '$.name'),"
+    " json_extract({row}json, '$.valid_from'), json_extract({row}json, '$.valid_until'),"
+    " json_extract({row}json, '$.pattern'), json_extract({row}json, '$.pattern_type'),"
+    " CASE WHEN instr({row}json, 'warninglist') THEN "
+    + " OR ".join(_MATCH_KEY_FLAG.replace("{name}", name)
+                  for name in ("x_threatmesh_warninglists", "x_threatmesh_warninglist", "x_warninglists"))
+    + " ELSE 0 END"
+)
+_MATCH_KEY_NEW = f"INSERT OR REPLACE INTO match_keys ({_MATCH_KEY_COLUMNS}) SELECT {_MATCH_KEY_VALUES.format(row='NEW.')}"
+
+
+def _match_key_micros(column: str) -> str:
+    """µs of a STIX timestamp (`YYYY-MM-DDTHH:MM:SS[.fff]Z`); -2 when NULL, -1 for any other spelling
+    (the reader parses those itself)."""
+    fraction = f"substr({column}, 21, length({column}) - 21)"
+    digits = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
+    stix = (f"({column} GLOB '{digits}Z' OR ({column} GLOB '{digits}.?*Z' AND {fraction} NOT GLOB '*[^0-9]*'))")
+    return (f"CASE WHEN {column} IS NULL THEN -2 WHEN NOT {stix} OR unixepoch({column}) IS NULL THEN -1"
+            f" ELSE unixepoch({column}) * 1000000 + CASE WHEN length({column}) > 20"
+            f" THEN CAST(substr({fraction} || '000000', 1, 6) AS INTEGER) ELSE 0 END END")
+
+
+register(
+    "0006_match_keys",
+    """CREATE TABLE match_keys (
+        pk INTEGER PRIMARY KEY,
+        id TEXT NOT NULL,
+        is_latest INTEGER NOT NULL,
+        revoked INTEGER NOT NULL,
+        name TEXT,
+        valid_from TEXT,
+        valid_until TEXT,
+        pattern TEXT,
+        pattern_type TEXT,
+        flagged INTEGER NOT NULL,
+        valid_from_us INTEGER GENERATED ALWAYS AS (""" + _match_key_micros("valid_from") + """) STORED,
+        valid_until_us INTEGER GENERATED ALWAYS AS (""" + _match_key_micros("valid_until") + """) STORED
+    )""",
+    f"""CREATE TRIGGER match_keys_insert AFTER INSERT ON objects WHEN NEW.type = 'indicator'
+    BEGIN {_MATCH_KEY_NEW}; END""",
+    f"""CREATE TRIGGER match_keys_rewrite AFTER UPDATE OF type, json, revoked ON objects
+    BEGIN DELETE FROM match_keys WHERE pk = OLD.pk; {_MATCH_KEY_NEW} WHERE NEW.type = 'indicator'; END""",
+    """CREATE TRIGGER match_keys_latest AFTER UPDATE OF is_latest ON objects WHEN NEW.type = 'indicator'
+    BEGIN UPDATE match_keys SET is_latest = NEW.is_latest WHERE pk = NEW.pk; END""",
+    """CREATE TRIGGER match_keys_delete AFTER DELETE ON objects WHEN OLD.type = 'indicator'
+    BEGIN DELETE FROM match_keys WHERE pk = OLD.pk; END""",
+    f"""INSERT INTO match_keys ({_MATCH_KEY_COLUMNS}) SELECT {_MATCH_KEY_VALUES.format(row='')}
+    FROM objects WHERE type = 'indicator'""",
+)

@@ -29,6 +29,7 @@ from threatmesh.errors import Conflict, NotFound, StoreError
 from threatmesh.stix.model import StixObject, stricter_tlp
 from threatmesh.store.migrations import apply_migrations, pending_migrations
 from threatmesh.store.sqlite_facts import SQLiteFactTables
+from threatmesh.store.sqlite_match import SQLiteMatchKeys
 from threatmesh.store.sqlite_peers import SQLitePeerTables
 from threatmesh.store.sqlite_provenance import SQLiteProvenanceTables
 from threatmesh.store.protocol import (
@@ -155,7 +156,7 @@ class _Member:
     dirty: bool = False
 
 
-class SQLiteStore(SQLitePeerTables, SQLiteProvenanceTables, SQLiteFactTables):
+class SQLiteStore(SQLitePeerTables, SQLiteProvenanceTables, SQLiteFactTables, SQLiteMatchKeys):
     """A Store in one SQLite file (see `store.protocol.Store` for the contract)."""
 
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:

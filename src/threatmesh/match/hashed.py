@@ -1,0 +1,102 @@
+"""A set of strings probed with whole polars columns: hashes, a bitmap and a sorted array.
+
+Used two ways by the columnar matcher and the bulk-loaded index:
+
+- as a prefilter: `candidates(column)` gives the rows whose value may be in the
+  set (the value's 64-bit hash is in it); a bitmap of the hashes' top bits
+  answers most rows with one array read, the sorted hashes settle the rest. A
+  row it passes is still checked by the exact matcher, so a hash collision costs
+  a lookup, never a wrong hit;
+- as a key table: `get(key)` gives the slots stored under a key, comparing the
+  strings themselves, so it is exact.
+
+Hashes come from polars' `Series.hash` with a fixed seed, computed in this
+process on both sides; they are never stored.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import polars as pl
+
+SEED = 0x7468726D65736821  # any constant: both sides hash in the same process
+_SINGLE_LOOKUPS_BEFORE_DICT = 2_000  # then a dictionary (about 1 s and 150 MB a million keys)
+_KNOWN_LIMIT = 1 << 20
+
+
+def hash_column(values: pl.Series) -> np.ndarray:
+    return values.hash(seed=SEED).to_numpy()
+
+
+class HashedKeys:
+    def __init__(self, keys: pl.Series | Sequence[str], slots: np.ndarray | None = None) -> None:
+        series = keys if isinstance(keys, pl.Series) else pl.Series("key", list(keys), dtype=pl.String)
+        hashes = hash_column(series)
+        order = np.argsort(hashes, kind="stable")
+        self.hashes = hashes[order]
+        self.keys = series.gather(pl.Series(order))
+        self.slots = (slots if slots is not None else np.zeros(len(series), dtype=np.uint32))[order]
+        # About 8 bitmap entries per key: most absent values are turned away by one read.
+        bits = int(min(27, max(12, np.ceil(np.log2(max(1, len(hashes)) * 8)))))
+        self._shift = np.uint64(64 - bits)
+        self.bitmap = np.zeros(1 << bits, dtype=np.bool_)
+        self.bitmap[self.hashes >> self._shift] = True
+        self._dict: dict[str, tuple[int, ...]] | None = None
+        self._single = 0
+        self._known: dict[str, tuple[int, ...]] = {}  # answers of `prefetch`, absent keys included
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def candidates(self, values: pl.Series) -> np.ndarray:
+        """Positions in `values` whose hash is one of the keys' (a superset of the exact members)."""
+        if not len(self.hashes) or not len(values):
+            return np.empty(0, dtype=np.int64)
+        h = hash_column(values)
+        rows = np.flatnonzero(self.bitmap[h >> self._shift])
+        if not rows.size:
+            return rows
+        hit = h[rows]
+        pos = np.searchsorted(self.hashes, hit)
+        pos[pos >= len(self.hashes)] = len(self.hashes) - 1
+        return rows[self.hashes[pos] == hit]
+
+    def prefetch(self, keys: Sequence[str]) -> None:
+        """Look many keys up at once, so that `get` answers them from memory (one vectorised
+        pass instead of one per key)."""
+        wanted = [k for k in dict.fromkeys(keys) if k not in self._known]
+        if not wanted or self._dict is not None:
+            return
+        if len(self._known) + len(wanted) > _KNOWN_LIMIT:
+            self._known.clear()
+        values = pl.Series("key", wanted, dtype=pl.String)
+        h = hash_column(values)
+        lo = np.searchsorted(self.hashes, h, side="left")
+        hi = np.searchsorted(self.hashes, h, side="right")
+        for key, a, b in zip(wanted, lo.tolist(), hi.tolist()):
+            self._known[key] = tuple(int(self.slots[j]) for j in range(a, b) if self.keys[j] == key)
+
+    def get(self, key: str) -> tuple[int, ...]:
+        """The slots stored under `key` (exact: the strings are compared)."""
+        if self._dict is not None:
+            return self._dict.get(key, ())
+        known = self._known.get(key)
+        if known is not None:
+            return known
+        self._single += 1
+        if self._single > _SINGLE_LOOKUPS_BEFORE_DICT:
+            # Many single lookups (a line-at-a-time run): one dictionary is cheaper from here on.
+            self._dict = self.as_dict()
+            return self._dict.get(key, ())
+        h = int(hash_column(pl.Series([key], dtype=pl.String))[0])
+        lo = int(np.searchsorted(self.hashes, np.uint64(h), side="left"))
+        hi = int(np.searchsorted(self.hashes, np.uint64(h), side="right"))
+        return tuple(int(self.slots[j]) for j in range(lo, hi) if self.keys[j] == key)
+
+    def as_dict(self) -> dict[str, tuple[int, ...]]:
+        out: dict[str, tuple[int, ...]] = {}
+        for key, slot in zip(self.keys.to_list(), self.slots.tolist()):
+            out[key] = out.get(key, ()) + (slot,)
+        return out
