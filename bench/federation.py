@@ -18,12 +18,23 @@ the latency of one new indicator across three hops.
 Goals (issue 4): converge in under a minute, bytes within 1.5x of what had to
 move, one new indicator across three hops in under 5 s.
 
+How bytes are counted: each node's sync client adds up, per peer, the bodies it
+sends and receives and the URLs it requests (pushes, their status answers,
+pulls, discovery); HTTP headers are not counted, and nothing is compressed. The
+naive strategy is counted the same way (response bodies and URLs). The signed
+batch manifests and the status answers are in the count: they are the overhead.
+
+CPU: the CPU seconds (user + system) of all node processes of a run, read from
+/proc (for threatmesh, less what they used to start), beside the wall time,
+since the machine is shared.
+
     .venv/bin/python bench/federation.py [--scale 100000] [--nodes 10] [--topologies line,hub] [--skip-naive]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sqlite3
 import sys
@@ -98,14 +109,36 @@ def wait_converged(mesh: Mesh, target: int, timeout: float) -> float | None:
     return None
 
 
+def node_cpu_seconds(mesh: Mesh) -> float:
+    """User + system CPU seconds of the running node processes (Linux /proc)."""
+    total = 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    for node in mesh.nodes.values():
+        if node.proc is None:
+            continue
+        try:
+            fields = Path(f"/proc/{node.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 def loop_bytes(mesh: Mesh) -> int:
-    total = 0
+    return sum(v for k, v in loop_totals(mesh).items() if k.startswith("bytes_"))
+
+
+def loop_totals(mesh: Mesh) -> dict[str, int]:
+    """Sums over every node and peer of the sync state: versions sent (pushed and accepted),
+    received (new), and bytes each way."""
+    totals = {"sent": 0, "received": 0, "bytes_sent": 0, "bytes_received": 0}
     for node in mesh.nodes.values():
         with SQLiteStore(node.db, readonly=True) as store:
             for peer in store.list_peers():
                 state = store.get_sync_state(peer.name)
-                total += state.bytes_sent + state.bytes_received
-    return total
+                for key in totals:
+                    totals[key] += int(getattr(state, key))
+    return totals
 
 
 def run_threatmesh(base: Path, shape: str, names: list[str], objects: list[dict[str, Any]],
@@ -113,6 +146,7 @@ def run_threatmesh(base: Path, shape: str, names: list[str], objects: list[dict[
     mesh = Mesh(base / f"tm-{shape}", names, topology(shape, names), {})
     try:
         mesh.start()
+        cpu_at_start = node_cpu_seconds(mesh)  # start-up (imports, opening the store) is not the sync's
         started = time.monotonic()
         seed(mesh, objects)
         seeded = time.monotonic() - started
@@ -122,7 +156,8 @@ def run_threatmesh(base: Path, shape: str, names: list[str], objects: list[dict[
         # object landed: let the rounds finish before counting.
         time.sleep(5)
         result: dict[str, Any] = {"seconds": None if waited is None else seeded + waited, "seed_seconds": seeded,
-                                  "bytes": loop_bytes(mesh)}
+                                  "bytes": loop_bytes(mesh), "cpu": node_cpu_seconds(mesh) - cpu_at_start,
+                                  "totals": loop_totals(mesh)}
         if shape == "line" and len(names) >= 4:
             new = indicator("bench-latency-probe", "clear")
             far = mesh.nodes[names[3]]
@@ -177,6 +212,7 @@ def run_naive(base: Path, shape: str, names: list[str], objects: list[dict[str, 
         for node in mesh.nodes.values():
             node.wait_ready()
         started = time.monotonic()
+        cpu_before = time.process_time()  # the naive rounds run in this process
         seed(mesh, objects)
         sizes: list[int] = []
         rounds = 0
@@ -196,7 +232,7 @@ def run_naive(base: Path, shape: str, names: list[str], objects: list[dict[str, 
                 break
         converged = all(count(node) >= len(objects) + 1 for node in mesh.nodes.values())
         return {"seconds": (time.monotonic() - started) if converged else None, "bytes": sum(sizes),
-                "rounds": rounds}
+                "rounds": rounds, "cpu": node_cpu_seconds(mesh) + time.process_time() - cpu_before}
     finally:
         mesh.close()
 
@@ -216,6 +252,7 @@ def main() -> None:
     objects = [indicator(f"bench-{i}", "clear", description=f"benchmark object {i}") for i in range(args.scale)]
     payload = sum(len(orjson.dumps(o)) for o in objects)
     must_move = payload * (args.nodes - 1)
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     print(f"{args.nodes} nodes, {args.scale:,} objects ({payload / 1e6:.1f} MB); in a tree each crosses "
           f"{args.nodes - 1} links: {must_move / 1e6:.1f} MB must move")
     with tempfile.TemporaryDirectory(prefix="tm-bench-fed-") as tmp:
@@ -224,8 +261,13 @@ def main() -> None:
             ours = run_threatmesh(base, shape, names, objects, args.timeout)
             converged = "DID NOT CONVERGE" if ours["seconds"] is None else f"{ours['seconds']:.1f} s"
             line = (f"{shape:5} threatmesh: converged in {converged} (seeding {ours['seed_seconds']:.1f} s of it), "
-                    f"{ours['bytes'] / 1e6:.1f} MB on the wire = {ours['bytes'] / must_move:.2f}x what had to move")
+                    f"{ours['bytes'] / 1e6:.1f} MB on the wire = {ours['bytes'] / must_move:.2f}x what had to move; "
+                    f"nodes' CPU after start-up {ours['cpu']:.0f} s")
             print(line)
+            totals = ours["totals"]
+            print(f"{shape:5} threatmesh: versions pushed and accepted {totals['sent']:,} (a tree needs "
+                  f"{len(objects) * (len(names) - 1):,}), received as new {totals['received']:,} by pulls; "
+                  f"bytes sent {totals['bytes_sent'] / 1e6:.1f} MB, received {totals['bytes_received'] / 1e6:.1f} MB")
             if "three_hops_seconds" in ours:
                 hops = ours["three_hops_seconds"]
                 print(f"{shape:5} threatmesh: one new indicator across 3 hops in "
@@ -234,8 +276,13 @@ def main() -> None:
                 naive = run_naive(base, shape, names, objects, args.timeout)
                 seconds = "DID NOT CONVERGE" if naive["seconds"] is None else f"{naive['seconds']:.1f} s"
                 print(f"{shape:5} naive:      converged in {seconds} over {naive['rounds']} rounds, "
-                      f"{naive['bytes'] / 1e6:.1f} MB on the wire = {naive['bytes'] / must_move:.2f}x what had to move")
+                      f"{naive['bytes'] / 1e6:.1f} MB on the wire = {naive['bytes'] / must_move:.2f}x what had to move; "
+                      f"CPU {naive['cpu']:.0f} s (nodes and the naive puller)")
+                if ours["seconds"] and naive["seconds"]:
+                    print(f"{shape:5} naive / threatmesh: time {naive['seconds'] / ours['seconds']:.1f}x, "
+                          f"bytes {naive['bytes'] / max(ours['bytes'], 1):.1f}x")
             sys.stdout.flush()
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,10 @@ _CLEAR = typer.Option(None, "--clear-for", help="TLP levels the peer is cleared 
 _GROUPS = typer.Option(None, "--groups", help="Sharing groups the peer belongs to (comma-separated).")
 _PULL = typer.Option(None, "--pull", help="Remote collections to pull (ids or aliases; 'none' for none).")
 _PUSH = typer.Option(None, "--push", help="Remote collections to push to (ids or aliases; 'none' for none).")
-_PUBLIC_KEY = typer.Option(None, "--public-key", help="The peer's Ed25519 public key (verifies what it signs).")
+_PUBLIC_KEY = typer.Option(
+    None, "--public-key",
+    help="The peer's Ed25519 public key (a threatmesh node): once set, what the peer sends is stored only under its "
+         "valid signature; unsigned or altered objects are refused and reported.")
 _JSON = typer.Option(False, "--json", help="Print JSON.")
 
 

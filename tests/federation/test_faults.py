@@ -10,6 +10,7 @@ import orjson
 import requests
 
 from tests.federation.mesh import Link, Mesh, indicator
+from threatmesh.federation.sync import BATCH_SIZE
 from threatmesh.federation.signatures import Signer
 from threatmesh.share.keys import load_node_key
 from threatmesh.store.sqlite import SQLiteStore
@@ -28,7 +29,8 @@ def test_killed_node_and_down_peer_converge_with_nothing_lost_or_duplicated(tmp_
     a, b, c = (mesh.nodes[n] for n in "abc")
     try:
         own = {n: node.holdings() for n, node in mesh.nodes.items()}  # each node's identity (AMBER: stays)
-        first = _clear_batch("first", 3000)
+        # More than two push batches, so that a kill lands between two of them.
+        first = _clear_batch("first", 2 * BATCH_SIZE + 1000)
         a.seed(first)
         mesh.start()
         # Kill b as soon as the first objects reach it: in the middle of a's push (and of b's pull).

@@ -30,8 +30,9 @@ class Pair:
     """Node `a` and node `b`, each served, each registered as the other's peer."""
 
     def __init__(self, tmp: Path) -> None:
-        self.a = init_node(tmp / "a", "a", environ={}).node
-        self.b = init_node(tmp / "b", "b", environ={}).node
+        created_a, created_b = init_node(tmp / "a", "a", environ={}), init_node(tmp / "b", "b", environ={})
+        self.a, self.b = created_a.node, created_b.node
+        self.admin_keys = {"a": created_a.admin_key, "b": created_b.admin_key}
         self.servers = [LiveServer(create_app(n.settings, n.store)) for n in (self.a, self.b)]
         for server in self.servers:
             server.__enter__()
@@ -224,3 +225,138 @@ def test_pages_served_to_a_keyed_peer_are_signed_and_verified(pair: Pair) -> Non
     assert receipts and receipts[0].verified and receipts[0].signer == pair.a.identity_id
     assert not any(v.id.startswith("x-threatmesh-batch-signature--")
                    for v in pair.b.store.iter_objects(pair.b.default_collection.id))
+
+
+def _post(url: str, key: str, objects: list[bytes]) -> dict[str, Any]:
+    import requests
+
+    media = "application/taxii+json;version=2.1"
+    response = requests.post(url, data=b'{"objects":[' + b",".join(objects) + b"]}", timeout=30,
+                             headers={"Authorization": f"Bearer {key}", "Accept": media, "Content-Type": media})
+    assert response.status_code == 202, response.text
+    return dict(response.json())
+
+
+def test_a_peer_whose_key_is_known_must_sign_and_others_need_not(pair: Pair) -> None:
+    """Issue 4: from a threatmesh peer (its public key exchanged) an unsigned or tampered
+    object is refused and reported; a peer with no key (a third-party server) and an
+    account bound to no peer (a plain TAXII client) are accepted, unverified."""
+    from threatmesh.federation.signatures import Signer
+    from threatmesh.share.keys import META_PUBLIC_KEY, load_node_key
+
+    url_a = f"{pair.servers[0].url}/taxii2/default/collections/{pair.a.default_collection.id}/objects/"
+    key_of_b = pair.b.store.get_meta(META_PUBLIC_KEY)
+    b_at_a = pair.b.store.get_peer("a").credential  # what b presents to a
+    assert b_at_a
+    unsigned = indicator("unsigned-from-keyed-peer", "clear")
+
+    # a does not know b's key yet: b is like a third-party server, unsigned is accepted.
+    status = _post(url_a, b_at_a, [orjson.dumps(indicator("before-key", "clear"))])
+    assert status["success_count"] == 1
+    (receipt,) = pair.a.store.provenance(indicator("before-key", "clear")["id"])
+    assert receipt.peer == "b" and not receipt.verified
+
+    # Once a holds b's key, b must sign.
+    pair.a.store.update_peer(replace(pair.a.store.get_peer("b"), public_key=key_of_b))
+    status = _post(url_a, b_at_a, [orjson.dumps(unsigned)])
+    assert status["success_count"] == 0 and status["failure_count"] == 1
+    assert status["failures"][0]["id"] == unsigned["id"] and "unsigned" in status["failures"][0]["message"]
+    assert pair.a.store.get_latest(unsigned["id"]) is None
+    assert [r.object_id for r in pair.a.store.peer_rejections("b")] == [unsigned["id"]]
+
+    # Signed by b: accepted and recorded as verified; the same bytes altered after signing: refused.
+    signer = Signer(load_node_key(pair.b.settings.home), pair.b.identity_id)
+    good, bad = indicator("signed-by-b", "clear"), indicator("altered-after-signing", "clear")
+    raws = [orjson.dumps(good), orjson.dumps(bad)]
+    status = _post(url_a, b_at_a, [signer.manifest(raws), raws[0], orjson.dumps({**bad, "name": "altered"})])
+    assert (status["success_count"], status["failure_count"]) == (1, 1)
+    assert status["failures"][0]["id"] == bad["id"] and "signature" in status["failures"][0]["message"]
+    (receipt,) = pair.a.store.provenance(good["id"])
+    assert receipt.verified and receipt.signer == pair.b.identity_id
+
+    # A plain TAXII client (the admin account, bound to no peer): no signature asked for.
+    plain = indicator("from-a-plain-client", "clear")
+    assert _post(url_a, pair.admin_keys["a"], [orjson.dumps(plain)])["success_count"] == 1
+    assert pair.a.store.get_latest(plain["id"]) is not None
+
+
+def test_a_keyed_peer_serving_unsigned_pages_is_refused(pair: Pair) -> None:
+    """The pull side of the same rule: a page from a peer whose key is known, without a
+    manifest, is stored nowhere and reported."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from threatmesh.share.keys import META_PUBLIC_KEY
+
+    media = "application/taxii+json;version=2.1"
+    obj = indicator("pulled-unsigned", "clear")
+
+    async def root(request: Request) -> Response:
+        return Response(orjson.dumps({"title": "fake", "versions": [media]}), media_type=media)
+
+    async def objects(request: Request) -> Response:
+        return Response(orjson.dumps({"more": False, "objects": [obj]}), media_type=media,
+                        headers={"X-TAXII-Date-Added-Last": "2024-01-01T00:00:00.000000Z"})
+
+    app = Starlette(routes=[Route("/taxii2/default/", root), Route("/taxii2/default/collections/default/objects/",
+                                                                    objects)])
+    with LiveServer(app) as server:
+        url = f"{server.url}/taxii2/default/"
+        keyed = add_peer(pair.b.store, pair.b.default_collection.id, Peer(
+            "keyed", url, "", credential="tm_unused", push=(), public_key=pair.a.store.get_meta(META_PUBLIC_KEY)))
+        report = sync_peer(context_for(pair.b), keyed.peer, push=False)
+        assert report.error is None and report.received == 0 and report.rejected == 1, report
+        assert "unsigned" in report.rejections[0]
+        assert pair.b.store.get_latest(obj["id"]) is None
+        # The same server as a peer with no key exchanged (a third-party TAXII server): accepted.
+        unkeyed = add_peer(pair.b.store, pair.b.default_collection.id,
+                           Peer("unkeyed", url, "", credential="tm_unused", push=()))
+        report = sync_peer(context_for(pair.b), unkeyed.peer, push=False)
+        assert report.error is None and report.received == 1, report
+
+
+def test_push_pages_are_shared_between_peer_workers_only_when_full_and_fresh(pair: Pair) -> None:
+    from threatmesh.federation.sync import PushPages
+
+    pages = PushPages(ttl=60.0)
+    collection = pair.a.default_collection.id
+    pair.seed(pair.a, [indicator(f"pp{i}", "clear") for i in range(5)])
+    total = pair.a.store.stats().versions  # the seeds and a's identity
+    full = pages.read(pair.a.store, collection, 0, total)
+    assert len(full.items) == total and not full.more  # read when nothing followed
+    pair.seed(pair.a, [indicator("pp-late", "clear")])
+    reused = pages.read(pair.a.store, collection, 0, total)
+    assert reused.items is full.items  # shared, not read again
+    # Objects may have arrived since the page was read: a reused page never says "no more",
+    # or a worker would stop short of them until something else arrived (seen in the bench).
+    assert reused.more
+    after = pages.read(pair.a.store, collection, full.items[-1].date_added, 10)
+    assert [v.id for v in after.items] == [indicator("pp-late", "clear")["id"]]
+    assert pages.read(pair.a.store, collection, full.items[-1].date_added, 10).items is not after.items  # short
+    assert PushPages(ttl=0.0).read(pair.a.store, collection, 0, total).items is not full.items
+
+
+def test_a_push_asks_for_a_status_without_the_list_of_successes(pair: Pair) -> None:
+    """RFC 7240 `Prefer: return=minimal` on a POST: counts and failures only (TAXII 2.1 §4.3.1
+    makes `successes` optional); the stored status still lists every success."""
+    import requests
+
+    media = "application/taxii+json;version=2.1"
+    url = f"{pair.servers[0].url}/taxii2/default/"
+    objects = [indicator(f"minimal-{i}", "clear") for i in range(3)] + [{"type": "indicator", "id": "bad"}]
+    headers = {"Authorization": f"Bearer {pair.admin_keys['a']}", "Accept": media, "Content-Type": media}
+    body = orjson.dumps({"objects": objects})
+    response = requests.post(f"{url}collections/{pair.a.default_collection.id}/objects/", data=body, timeout=30,
+                             headers={**headers, "Prefer": "return=minimal"})
+    status = response.json()
+    assert response.status_code == 202 and response.headers["Preference-Applied"] == "return=minimal"
+    assert "successes" not in status and status["success_count"] == 3 and status["total_count"] == 4
+    assert [f["id"] for f in status["failures"]] == ["bad"]
+    stored = requests.get(f"{url}status/{status['id']}/", headers=headers, timeout=30).json()
+    assert len(stored["successes"]) == 3
+    # Without the preference, the answer lists the successes as before.
+    plain = requests.post(f"{url}collections/{pair.a.default_collection.id}/objects/", data=body, timeout=30,
+                          headers=headers).json()
+    assert len(plain["successes"]) == 3

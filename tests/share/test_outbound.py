@@ -166,3 +166,32 @@ def test_amber_received_from_a_peer_is_not_forwarded_even_via_provenance(store: 
     store.record_provenance([ProvenanceRecord(versions[0].id, versions[0].version, "a", 1)])
     assert prepare_outgoing(store, versions, COMMUNITY, default_tlp="amber").withheld[0].code == "tlp-amber-forward"
     assert Outbound(store, COMMUNITY, default_tlp="amber").prepare([]).objects == []
+
+
+def test_the_egress_cache_gives_every_recipient_what_it_would_get_without_it(store: SQLiteStore) -> None:
+    """A hub reuses outcomes between peers of one policy class (share.outbound.EgressCache):
+    the result for each recipient must be exactly the uncached one, whatever the order."""
+    from threatmesh.share.outbound import EgressCache
+
+    target = malware(1, "red")
+    put(store, [
+        malware(2, "clear", description="call +44 7911 123456"),  # redacted, cached once
+        malware(3, "amber"), malware(4, "green"), malware(5, "clear", groups=("health-eu",)),
+        target, relationship(6, _id("malware", 2), target["id"], tlp="clear"),  # refs: never cached
+    ])
+    partner = Recipient("partner", RecipientKind.PEER, role="partner")
+    uncleared = Recipient("other-isac", RecipientKind.PEER, role="community", groups=frozenset({"health-eu"}))
+    recipients = [COMMUNITY, OUTSIDER, partner, uncleared, COMMUNITY, partner]
+    cache = EgressCache()
+    versions = [v for v in store.iter_objects("c", all_versions=True)]
+
+    def shape(batch: Any) -> tuple[Any, ...]:
+        return ([(i.id, i.json) for i in batch.items], sorted(batch.derived), sorted((w.id, w.rule) for w in
+                batch.withheld), [(f.object_id, f.kind) for f in batch.redactions])
+
+    for recipient in recipients:
+        plain = prepare_outgoing(store, versions, recipient, default_tlp="amber", redaction=REDACTION)
+        cached = prepare_outgoing(store, versions, recipient, default_tlp="amber", redaction=REDACTION, cache=cache)
+        assert shape(cached) == shape(plain), recipient.name
+    assert len(cache) > 0
+    assert all(key[0] != _id("relationship", 6) for key in cache._entries)

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from threatmesh.share.redact import (
     RedactionSettings,
+    _detect,
     anonymise_sighting,
     find_spans,
     pattern_literals,
@@ -15,6 +19,10 @@ from threatmesh.share.redact import (
 
 SAMPLE = Path(__file__).with_name("redaction_sample.jsonl")
 HELD_OUT = Path(__file__).with_name("redaction_heldout.jsonl")
+# Written after the rules for international phones, surname-first names and more DOB
+# formats were designed, before they were run on it: not tuned against, but its author
+# knew what the rules aim at (the old rules scored precision 0.933, recall 0.545 on it).
+HELD_OUT_2 = Path(__file__).with_name("redaction_heldout2.jsonl")
 SETTINGS = RedactionSettings(
     internal_domains=("stexample.local", "corp.st-example-health.org"),
     internal_networks=("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fd12:3456:789a::/48"),
@@ -71,6 +79,35 @@ def test_precision_and_recall_on_the_held_out_sample() -> None:
     precision, recall, misses = _measure(HELD_OUT)
     assert precision >= 0.85, misses
     assert recall >= 0.75, misses
+
+
+def test_precision_and_recall_on_the_second_held_out_sample() -> None:
+    precision, recall, misses = _measure(HELD_OUT_2)
+    assert precision >= 0.85, misses
+    assert recall >= 0.75, misses
+
+
+_TOKENS = st.sampled_from([
+    "Patient", "patient", "pt", "Pt.", "DOB", "born", "MRN", "SSN", "social", "resident", "name", ":", ",", " ",
+    "  ", ".", "-", "(", ")", "+", "/", "@", "0", "1", "7", "12", "044", "555", "2024", "1990", "Smith", "DOE",
+    "de", "la", "Cruz", "john", "Maria", "x@y.org", "10.4", "fd12:3456", ":25", "stexample.local", "host",
+    "Mar", "3rd", "é", "\n",
+])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_TOKENS, max_size=14).map("".join))
+def test_the_prescreen_never_changes_what_is_found(text: str) -> None:
+    """find_spans skips the detectors when its trigger regex finds nothing: that must
+    never lose a finding (the triggers are necessary conditions, not guesses)."""
+    assert find_spans(text, SETTINGS) == _detect(text, SETTINGS, frozenset())
+
+
+def test_the_prescreen_on_every_labelled_sentence() -> None:
+    for sample in (SAMPLE, HELD_OUT, HELD_OUT_2):
+        for line in sample.read_text("utf-8").splitlines():
+            text = json.loads(line)["text"]
+            assert find_spans(text, SETTINGS) == _detect(text, SETTINGS, frozenset()), text
 
 
 def test_placeholders_are_typed_and_the_label_stays() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from threatmesh.share.outbound import prepare_outgoing
+from threatmesh.share.outbound import EgressCache, prepare_outgoing
 from threatmesh.share.policy import Recipient
 from threatmesh.store.protocol import Store, StoredVersion
 
@@ -28,10 +28,11 @@ class Outgoing:
 
 
 def outgoing(store: Store, versions: Sequence[StoredVersion], recipient: Recipient, *, default_tlp: str,
-             redaction: Any = None) -> Outgoing:
-    """What of `versions` may go to `recipient`, and in what form."""
+             redaction: Any = None, cache: EgressCache | None = None) -> Outgoing:
+    """What of `versions` may go to `recipient`, and in what form (`cache`: outcomes shared
+    between the node's peers of one policy class, see `share.outbound.EgressCache`)."""
     options = {} if redaction is None else {"redaction": redaction}
-    batch = prepare_outgoing(store, list(versions), recipient, default_tlp=default_tlp, **options)
+    batch = prepare_outgoing(store, list(versions), recipient, default_tlp=default_tlp, cache=cache, **options)
     return Outgoing(
         objects=[item.json for item in batch.items] + list(batch.extra),
         versions=[(item.id, item.version) for item in batch.items],

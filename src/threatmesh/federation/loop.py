@@ -2,8 +2,9 @@
 
 One worker thread per peer, so a slow or unreachable peer delays nobody
 else. A worker polls the store's newest date_added (one cheap read) every
-`poll` seconds and pushes as soon as it moves; it pulls every `pull_every`
-seconds. A failed round is retried after a backoff that doubles up to
+`poll` seconds and pushes as soon as it moves; it pulls at once, then every
+`pull_every` seconds (less often from threatmesh peers, which push: see
+`LoopTiming`). A failed round is retried after a backoff that doubles up to
 `max_backoff`, and the next round resumes from the persisted cursors. A
 supervisor thread notices peers added, changed or removed.
 """
@@ -31,9 +32,17 @@ class LoopTiming:
     # not push (third-party servers). A pull racing a push fetches versions twice, so a
     # peer that pushed here within the last `pushing_window` seconds is not pulled from.
     pull_every: float = 10.0
-    # A peer that pushed here this recently counts as pushing (long batches under load
-    # can leave tens of seconds between its pushes); one that stopped is pulled again after it.
-    pushing_window: float = 60.0
+    # A threatmesh peer (its key exchanged) pushes what is new in near real time, so pulling
+    # from it is only a fallback: after the first pull, every `pull_every_signed` seconds
+    # while it is known to push here (and not at all while it pushed within the last
+    # `pushing_window` seconds); one that never pushed here is pulled every `pull_every`
+    # from the third pull on (it may be set not to push to this node). Under load, a pull
+    # racing the peer's push carries the same versions twice (the peer cannot know what a
+    # pull stored); pulling seldom from pushing peers keeps that rare.
+    pull_every_signed: float = 60.0
+    # A peer that pushed here this recently counts as pushing (a busy peer can leave
+    # minutes between pushes); one that stopped is pulled again after it.
+    pushing_window: float = 300.0
     min_backoff: float = 0.5
     max_backoff: float = 10.0  # a peer back from an outage waits at most this long
     refresh_peers: float = 2.0  # seconds between re-reading the peer list
@@ -46,6 +55,7 @@ class _Worker:
         self.timing = timing
         self.stopping = threading.Event()
         self.global_stop = stopping
+        self.pulls = 0  # pulls done or skipped since the worker started
         self.thread = threading.Thread(target=self.run, name=f"sync-{peer.name}", daemon=True)
 
     def stop(self) -> None:
@@ -57,6 +67,13 @@ class _Worker:
     def _peer_is_pushing(self) -> bool:
         last = last_pushed_by(self.ctx.store, self.peer.name)
         return time.time_ns() // 1000 - last < self.timing.pushing_window * 1e6
+
+    def _pull_interval(self) -> float:
+        """Seconds from the pull just done (or skipped) to the next one (see LoopTiming)."""
+        self.pulls += 1
+        if self.peer.public_key and (self.pulls <= 1 or last_pushed_by(self.ctx.store, self.peer.name)):
+            return self.timing.pull_every_signed
+        return self.timing.pull_every
 
     def run(self) -> None:
         client = PeerClient(self.peer)
@@ -72,7 +89,7 @@ class _Worker:
                 due_pull = now >= next_pull
                 if due_pull and next_pull and self._peer_is_pushing():
                     # Its pushes bring what a pull would; pulling too would fetch it twice.
-                    next_pull, due_pull = now + self.timing.pull_every, False
+                    next_pull, due_pull = now + self._pull_interval(), False
                 if now >= retry_at and (due_push or due_pull):
                     report = sync_peer(self.ctx, self.peer, client, pull=due_pull, push=due_push)
                     if report.error:
@@ -85,7 +102,7 @@ class _Worker:
                         if due_push:
                             pushed_through = newest
                         if due_pull:
-                            next_pull = time.monotonic() + self.timing.pull_every
+                            next_pull = time.monotonic() + self._pull_interval()
                     continue  # objects may have arrived meanwhile: look again at once
                 self.stopping.wait(self.timing.poll)
         except Exception:  # a worker that dies silently would stop sharing unnoticed

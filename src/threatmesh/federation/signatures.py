@@ -8,12 +8,17 @@ the peer was added, refuses those that do not verify, and records a
 provenance receipt for each version it accepts.
 
 Pushes to, and pages served to, a peer whose public key this node knows (a
-threatmesh node) carry a manifest. An envelope without one is accepted as
-unverified (its receipt says so): third-party peers send none.
+threatmesh node) carry a manifest. From such a peer a signature is required:
+objects that arrive without a manifest, or that its manifest does not cover,
+are refused and reported. Peers with no key exchanged (third-party TAXII
+servers such as medallion) and accounts not bound to a peer (plain TAXII
+clients) send no manifest; what they send is accepted as unverified, and its
+receipt says so.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,15 +34,36 @@ from threatmesh.store.protocol import Peer, PeerRejection, ProvenanceRecord, Sto
 MANIFEST_TYPE = signing.MANIFEST_TYPE
 
 
-@dataclass(frozen=True)
 class Signer:
-    """This node's key and identity, as used to sign what it pushes."""
+    """This node's key and identity, as used to sign what it pushes.
 
-    private_key: Any  # Ed25519PrivateKey
-    identity: str
+    Keeps the digests of the versions it signed lately (keyed by their exact
+    bytes): a node that sends a version to several peers, or again after a
+    retry, canonicalises and hashes it once.
+    """
+
+    CACHE_SIZE = 50_000  # about 25 MB of object bytes at 500 bytes each
+
+    def __init__(self, private_key: Any, identity: str) -> None:
+        self.private_key = private_key  # Ed25519PrivateKey
+        self.identity = identity
+        self._digests: dict[bytes, bytes] = {}
+        self._lock = threading.Lock()
+
+    def digest(self, raw: bytes) -> bytes:
+        found = self._digests.get(raw)
+        if found is None:
+            found = signing.object_digest_bytes(raw)
+            with self._lock:
+                if len(self._digests) >= self.CACHE_SIZE:
+                    self._digests.clear()  # simple and bounded; a cold cache only costs hashing
+                self._digests[raw] = found
+        return found
 
     def manifest(self, objects: Sequence[bytes], derived: Sequence[int] = ()) -> bytes:
-        return orjson.dumps(signing.sign_batch(self.private_key, objects, signer=self.identity, derived=derived))
+        digests = [self.digest(raw) for raw in objects]
+        return orjson.dumps(signing.sign_batch(self.private_key, objects, signer=self.identity, derived=derived,
+                                               digests=digests))
 
     @property
     def public_key(self) -> str:
@@ -81,10 +107,13 @@ def screen_signed(peer: Peer, raw_objects: Sequence[Any]) -> Screened:
     result = Screened()
     manifests = [o for o in raw_objects if isinstance(o, dict) and o.get("type") == MANIFEST_TYPE]
     objects = [o for o in raw_objects if not (isinstance(o, dict) and o.get("type") == MANIFEST_TYPE)]
-    now = time.time_ns() // 1000
-    if not manifests or not peer.public_key:
+    if not peer.public_key:
         result.accepted = [o for o in objects if isinstance(o, dict)]
         result.refused = [(*id_version(o), "not a JSON object") for o in objects if not isinstance(o, dict)]
+        return result
+    if not manifests:
+        result.refused = [(*id_version(o), f"unsigned: this node holds the public key of peer {peer.name} and "
+                           "requires its batch signature") for o in objects]
         return result
     if len(manifests) > 1:
         result.refused = [(*id_version(o), "more than one signature manifest in one envelope") for o in objects]
@@ -92,19 +121,15 @@ def screen_signed(peer: Peer, raw_objects: Sequence[Any]) -> Screened:
     manifest = manifests[0]
     verdict = signing.verify_batch(manifest, objects, peer.public_key)
     fingerprint = signing.key_fingerprint(peer.public_key)
-    entries = {(str(e.get("id")), str(e.get("version"))): e for e in manifest.get("x_entries") or []
-               if isinstance(e, dict)}
     for bad in verdict.bad:
         object_id, version = bad.id or id_version(objects[bad.index])[0], bad.version
         result.refused.append((object_id, version, f"signature check failed: {bad.reason}"))
     for index in verdict.good:
         raw = objects[index]
         result.accepted.append(raw)
-        key = id_version(raw)
-        entry = entries.get(key, {})
-        result.verified[key] = {
+        result.verified[id_version(raw)] = {
             "signer": verdict.signer, "key_fingerprint": fingerprint, "verified": True,
-            "derived": bool(entry.get("derived")), "path": tuple(entry.get("path") or ()),
+            "derived": index in verdict.derived, "path": (),
         }
     return result
 

@@ -22,6 +22,7 @@ that sent it.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
@@ -31,15 +32,56 @@ from threatmesh.federation.egress import outgoing
 from threatmesh.federation.recipients import peer_recipient
 from threatmesh.federation.signatures import Signer, id_version, receipt, screen_signed
 from threatmesh.federation.transport import PeerClient, PeerUnreachable
+from threatmesh.share.outbound import EgressCache
 from threatmesh.stix.parse import parse_object
-from threatmesh.store.protocol import ObjectQuery, Peer, PeerRejection, PutOutcome, Store, StoredVersion
+from threatmesh.store.protocol import ObjectQuery, Peer, PeerRejection, PutOutcome, QueryPage, Store, StoredVersion
 
 PULL = "pull"
 PUSH = "push"
-PAGE_SIZE = 1000
-BATCH_SIZE = 1000
+# Objects per pulled page and per pushed envelope. Large batches keep the per-request
+# costs (HTTP, a signature, the receiver's status record) small per object; an envelope
+# also stays under the peer's max_content_length (see `_envelopes`).
+PAGE_SIZE = 5000
+BATCH_SIZE = 5000
 # Room in each envelope for the envelope itself and a signature manifest.
 _ENVELOPE_OVERHEAD = 64 * 1024
+
+
+class PushPages:
+    """Pages of the local collection read for pushing, shared by the node's peer workers.
+
+    A node with many peers (a hub) pushes the same versions to each of them, page by
+    page from the same positions: the first worker at a position reads the page, the
+    others reuse it for `ttl` seconds. A reused page is what a read gave a moment
+    earlier: the worker continues from its last date_added and reads on (a reused page
+    always claims `more`) until a page comes back empty. Only full pages are kept (a short one grows as objects arrive),
+    and only the `keep` newest positions.
+    """
+
+    def __init__(self, keep: int = 8, ttl: float = 30.0) -> None:
+        self.keep = keep
+        self.ttl = ttl
+        self._pages: dict[tuple[str, int, int], tuple[float, QueryPage]] = {}
+        self._lock = threading.Lock()
+
+    def read(self, store: Store, collection_id: str, position: int, limit: int) -> QueryPage:
+        key = (collection_id, position, limit)
+        now = time.monotonic()
+        with self._lock:
+            found = self._pages.get(key)
+        if found is not None and now - found[0] < self.ttl:
+            # Its `more` is as of the read: objects may have arrived since, so a reused page
+            # always claims more, and the worker reads on until a page comes back empty.
+            return QueryPage(found[1].items, more=True)
+        page = store.query(ObjectQuery(collection_id, added_after=position, versions=("all",), limit=limit))
+        if len(page.items) == limit:
+            with self._lock:
+                self._pages[key] = (now, page)
+                for stale in [k for k, (at, _) in self._pages.items() if now - at >= self.ttl]:
+                    del self._pages[stale]
+                while len(self._pages) > self.keep:
+                    del self._pages[min(self._pages, key=lambda k: k[1])]
+        return page
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +93,9 @@ class SyncContext:
     default_tlp: str
     signer: Signer | None = None  # signs what is pushed, once the node has a key
     redaction: Any = None  # share.redact.RedactionSettings of the node; None: the egress default
+    # What the egress path decided for one class of peer, reused for the next peer of that class.
+    egress_cache: EgressCache = field(default_factory=EgressCache)
+    push_pages: PushPages = field(default_factory=PushPages)
 
 
 @dataclass
@@ -192,12 +237,12 @@ def _push(ctx: SyncContext, peer: Peer, client: PeerClient, remote: str, report:
     position = int(ctx.store.get_sync_cursor(peer.name, PUSH, remote) or 0)
     max_bytes = max(client.max_content_length() - _ENVELOPE_OVERHEAD, 64 * 1024)
     while True:
-        page = ctx.store.query(ObjectQuery(ctx.collection_id, added_after=position, versions=("all",),
-                                           limit=BATCH_SIZE))
+        page = ctx.push_pages.read(ctx.store, ctx.collection_id, position, BATCH_SIZE)
         if not page.items:
             return
         candidates = _not_held(ctx.store, peer, page.items)
-        out = outgoing(ctx.store, candidates, recipient, default_tlp=ctx.default_tlp, redaction=ctx.redaction)
+        out = outgoing(ctx.store, candidates, recipient, default_tlp=ctx.default_tlp, redaction=ctx.redaction,
+                       cache=ctx.egress_cache)
         report.refused += sum(out.withheld.values())
         for rule, count in out.withheld.items():
             report.refused_rules[rule] = report.refused_rules.get(rule, 0) + count

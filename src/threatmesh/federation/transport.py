@@ -85,7 +85,10 @@ class PeerClient:
 
     def _request(self, method: str, url: str, *, params: Mapping[str, str] | None = None,
                  body: bytes | None = None) -> requests.Response:
-        headers = {"Content-Type": TAXII_MEDIA_TYPE} if body is not None else None
+        # On a POST, `Prefer: return=minimal` (RFC 7240) asks for a status without the list of
+        # successes (the counts and failures are all a push needs); servers that do not know
+        # the preference ignore it.
+        headers = {"Content-Type": TAXII_MEDIA_TYPE, "Prefer": "return=minimal"} if body is not None else None
         try:
             response = self.session.request(method, url, params=params, data=body, headers=headers,
                                             timeout=(_CONNECT_TIMEOUT, _READ_TIMEOUT), allow_redirects=True)

@@ -105,6 +105,35 @@ class Explanation:
     refs_dropped: tuple[str, ...] = ()  # container refs that would be cut
 
 
+class EgressCache:
+    """Outcomes of the egress path that do not depend on who exactly the recipient is.
+
+    A node that sends one version to many peers (a hub) decides, cuts and redacts
+    it once per class of recipient (kind, role, clearances, groups) rather than
+    once per peer. Only outcomes that read nothing else are kept: versions that
+    may go and hold no refs at all (so no reference rule looked anything up) and
+    are not sightings (which may be anonymised with an added identity). The key
+    also holds everything of the version the policy reads (id, version, TLP,
+    whether it came from a peer); the stored bytes of a version never change.
+    Shared by the sync workers of one node; bounded (emptied when full).
+    """
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self.limit = limit
+        self._entries: dict[tuple[Any, ...], tuple[bytes | None, tuple[Finding, ...]]] = {}
+
+    def get(self, key: tuple[Any, ...]) -> tuple[bytes | None, tuple[Finding, ...]] | None:
+        return self._entries.get(key)
+
+    def put(self, key: tuple[Any, ...], value: tuple[bytes | None, tuple[Finding, ...]]) -> None:
+        if len(self._entries) >= self.limit:
+            self._entries.clear()
+        self._entries[key] = value
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class Outbound:
     """The egress path for one recipient; keep one for a long stream so lookups are cached."""
 
@@ -115,11 +144,15 @@ class Outbound:
         *,
         default_tlp: str,
         redaction: RedactionSettings = RedactionSettings(),
+        cache: EgressCache | None = None,
     ) -> None:
         self.store = store
         self.recipient = recipient
         self.default_tlp = default_tlp
         self.redaction = redaction
+        self.cache = cache
+        self._class = (recipient.kind, recipient.role, recipient.cleared_for, recipient.groups, default_tlp,
+                       redaction)
         self._targets: dict[str, Decision] = {}
         self._sent_identities: set[str] = set()
 
@@ -137,9 +170,11 @@ class Outbound:
         if self.recipient.kind is RecipientKind.OPERATOR:
             batch.items = selection
             return batch
-        senders = self.store.senders_of([(v.id, v.version) for v in selection])
+        # The rules read where a version first came from (its source: a peer or this node),
+        # which the row carries; the other peers that sent it too matter only for refs and
+        # are looked up there (`_target_allowed`). So no per-version provenance query here.
         for version in selection:
-            self._prepare_one(version, senders.get((version.id, version.version), set()), batch)
+            self._prepare_one(version, set(), batch)
         return batch
 
     def prepare_rows(self, rows: Sequence[PageRow]) -> list[PageRow]:
@@ -176,6 +211,13 @@ class Outbound:
     def _prepare_one(
         self, version: V, senders: set[str], batch: OutgoingBatch[V], *, data: dict[str, Any] | None = None
     ) -> None:
+        key = None
+        if self.cache is not None and data is None:
+            key = (version.id, version.version, version.tlp, version.source.startswith("peer:"), self._class)
+            hit = self.cache.get(key)
+            if hit is not None:
+                self._append(version, hit[0], hit[1], batch)
+                return
         data = orjson.loads(version.json) if data is None else data
         policy = decide(Subject.of(version, data, senders), self.recipient, default_tlp=self.default_tlp)
         if policy.allowed and self.recipient.kind is RecipientKind.OPERATOR:
@@ -194,20 +236,30 @@ class Outbound:
             if identity is not None and identity["id"] not in self._sent_identities:
                 self._sent_identities.add(identity["id"])
                 batch.extra.append(orjson.dumps(identity))
+        findings: tuple[Finding, ...] = ()
         if self.redaction.enabled:
             redacted = redact_object(out, self.redaction)
             if redacted.changed:
                 out, modified = redacted.data, True
-                batch.redactions.extend(redacted.findings)
-                for finding in redacted.findings:
-                    log.info("redacted %s in %s %s for %s (rule %s)", finding.kind, version.id, finding.path,
-                             self.recipient.name, finding.rule)
-        if modified:
-            batch.derived.append(len(batch.items))
-            raw = orjson.dumps(out)
-            batch.items.append(version._replace(json=raw) if isinstance(version, PageRow) else replace(version, json=raw))
-        else:
+                findings = redacted.findings
+        raw = orjson.dumps(out) if modified else None
+        if key is not None and self.cache is not None and version.type != "sighting" \
+                and next(iter(_refs(data)), None) is None:
+            self.cache.put(key, (raw, findings))
+        self._append(version, raw, findings, batch)
+
+    def _append(self, version: V, raw: bytes | None, findings: tuple[Finding, ...], batch: OutgoingBatch[V]) -> None:
+        """Add a version that may go: as stored (`raw` None) or as this node's modified copy."""
+        if findings:
+            batch.redactions.extend(findings)
+            for finding in findings:
+                log.info("redacted %s in %s %s for %s (rule %s)", finding.kind, version.id, finding.path,
+                         self.recipient.name, finding.rule)
+        if raw is None:
             batch.items.append(version)
+            return
+        batch.derived.append(len(batch.items))
+        batch.items.append(version._replace(json=raw) if isinstance(version, PageRow) else replace(version, json=raw))
 
     def _cut_references(self, data: dict[str, Any]) -> tuple[dict[str, Any], bool, Decision | None]:
         """(object to send, whether it was cut, the refusal when it may not go at all)."""
@@ -297,9 +349,10 @@ def prepare_outgoing(
     *,
     default_tlp: str,
     redaction: RedactionSettings = RedactionSettings(),
+    cache: EgressCache | None = None,
 ) -> OutgoingBatch:
     """What of `versions` may go to `recipient`, redacted where needed (one call, one batch)."""
-    return Outbound(store, recipient, default_tlp=default_tlp, redaction=redaction).prepare(versions)
+    return Outbound(store, recipient, default_tlp=default_tlp, redaction=redaction, cache=cache).prepare(versions)
 
 
 def explain(

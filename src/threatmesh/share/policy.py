@@ -162,7 +162,9 @@ class Subject:
     version: str
     tlp: str | None  # effective TLP (strictest of the object's own and the one it arrived under)
     marking_refs: tuple[str, ...] = ()  # the object's object_marking_refs
-    senders: frozenset[str] = frozenset()  # peers that sent this version here
+    # Peers that sent this version here, when the caller looked them up: informative, the
+    # rules of `decide` read `received_from_peer` (the version's first source) instead.
+    senders: frozenset[str] = frozenset()
     received_from_peer: bool = False
 
     @classmethod

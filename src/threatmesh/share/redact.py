@@ -19,9 +19,10 @@ findings leaks nothing.
 from __future__ import annotations
 
 import copy
-import uuid
+import functools
 import ipaddress
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping
 
@@ -85,13 +86,23 @@ class RedactedObject:
 # Each detector yields candidate spans; `find_spans` keeps the earliest, longest
 # ones that do not overlap. Labelled rules ("DOB: ...") redact only the value,
 # never the label, so the reader still knows what was there.
+#
+# Each detector also names a trigger: a cheap regular expression that every text it
+# can match must contain (a necessary condition, never a heuristic). `find_spans`
+# first runs all triggers as one compiled alternation and skips the detectors
+# when none fires, so that the bulk of outgoing text (no '@', no run of eight
+# digits, no label word) costs one regex search. `tests/share/test_redact.py`
+# checks on generated text that the pre-screen never changes a result.
 
 _MONTHS = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+_DAY = r"\d{1,2}(?:st|nd|rd|th)?"
 _DATE = (
-    r"(?:\d{4}-\d{2}-\d{2}"
-    r"|\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})"
-    rf"|{_MONTHS}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}"
-    rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTHS}\s+\d{{4}})"
+    r"(?:\d{4}[/.-]\d{1,2}[/.-]\d{1,2}"  # 1990-04-12, 1990.04.12, 1990/04/12
+    r"|\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})"  # 04/12/1990, 12.04.90
+    rf"|{_MONTHS}\s+{_DAY},?\s+\d{{4}}"  # April 12, 1990; March 3rd, 1982
+    rf"|{_DAY}(?:\s+of)?\s+{_MONTHS},?\s+\d{{4}}"  # 12 April 1990; 12th of April 1990
+    rf"|\d{{1,2}}[\s/.-]{_MONTHS}[\s/.-]?(?:\d{{4}}|\d{{2}})"  # 12-Apr-1990, 5/Mar/68
+    r"|(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]))"  # 19900412 (only ever after a label)
 )
 
 _EMAIL = re.compile(r"(?<![\w.%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![\w-])")
@@ -99,9 +110,11 @@ _EMAIL = re.compile(r"(?<![\w.%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-
 # keeps most look-alike numbers out.
 _SSN_BODY = r"(?!000|666|9\d\d)\d{3}-?(?!00)\d{2}-?(?!0000)\d{4}"
 _SSN = re.compile(rf"(?<![\w-])(?!000|666|9\d\d)\d{{3}}-(?!00)\d{{2}}-(?!0000)\d{{4}}(?![\w-])")
-_SSN_LABELLED = re.compile(rf"(?i)\b(?:SSN|social\s+security\s+(?:number|no\.?|#))\s*[:#]?\s*({_SSN_BODY})(?![\w-])")
+_SSN_LABELLED = re.compile(
+    rf"(?i)\b(?:SSN|social\s+security(?:\s+(?:number|no\.?|#))?)\s*[:#]?\s*({_SSN_BODY})(?![\w-])")
 _DOB_LABELLED = re.compile(
-    rf"(?i)(?:\bDOB\b|\bD\.O\.B\.|\bdate\s+of\s+birth\b|\bbirth\s*date\b|\bborn(?:\s+on)?\b)\s*[:\-]?\s*({_DATE})(?![\w/-]*\d)"
+    rf"(?i)(?:\bDOB\b|\bD\.O\.B\.?|\bD/O/B\b|\bdate\s+of\s+birth\b|\bbirth\s*date\b|\bbirthday\b|\bborn(?:\s+on)?\b)"
+    rf"\s*(?:[:=\-]|\bis\b|\bwas\b)?\s*({_DATE})(?![\w/-]*\d)"
 )
 _MRN_LABELLED = re.compile(
     r"(?i)(?:\bMRN\b|\bMR\s*#|\bMR\s+no\.?|\bmedical\s+record(?:\s+(?:number|no\.?|#))?|\bpatient\s+(?:id|number|no\.?))"
@@ -109,22 +122,38 @@ _MRN_LABELLED = re.compile(
 )
 _NAME_WORD = r"[^\W\d_][\w'’-]*"
 _CAP_WORD = r"[^\W\d_a-z][\w'’-]*"  # starts with an upper-case letter (any script)
-_PATIENT_COLON = re.compile(
-    rf"(?:\b(?i:patient(?:'s)?(?:\s+name)?|pt\.?))\s*:\s*({_NAME_WORD}(?:\s+{_NAME_WORD}){{0,3}})"
+# Labels that a person's name follows: a patient's, or someone's in a health record.
+_NAME_LABEL = (
+    r"patient(?:'s)?(?:\s+name)?|name\s+of\s+(?:the\s+)?patient|pt\.?(?:\s+name)?|resident|client\s+name"
+    r"|member\s+name|subscriber(?:\s+name)?|insured(?:\s+name)?|beneficiary|guarantor|next\s+of\s+kin"
 )
-_PATIENT_BARE = re.compile(rf"\b(?i:patient)\s+({_CAP_WORD}(?:\s+{_CAP_WORD}){{1,3}})")
+_TITLE = r"(?:(?i:mr|mrs|ms|miss|mx|dr)\.?\s+)?"
+_PATIENT_COLON = re.compile(
+    rf"(?:\b(?i:{_NAME_LABEL}))\s*:\s*{_TITLE}({_NAME_WORD}(?:,?\s+{_NAME_WORD}){{0,4}})"
+)
+_PATIENT_BARE = re.compile(rf"\b(?i:patient)\s+{_TITLE}({_CAP_WORD}(?:,?\s+{_CAP_WORD}){{1,3}})")
 # Words that end a name found after a label.
 _NOT_NAME = frozenset({
     "was", "is", "has", "had", "were", "and", "or", "the", "a", "an", "of", "in", "at", "on", "to", "for", "with",
-    "mrn", "dob", "id", "room", "called", "who", "which", "had", "did", "data", "record", "records",
+    "mrn", "dob", "id", "room", "called", "who", "which", "did", "data", "record", "records", "bed", "ward",
+    "admitted", "age", "aged", "sex", "as", "from", "by", "via", "ssn", "phone", "tel", "born",
 })
+# Lower-case particles of surnames ("de la Cruz", "van der Berg"), which may open a name.
+_PARTICLES = frozenset({"de", "del", "della", "der", "den", "di", "da", "dos", "du", "la", "le", "van", "von", "bin",
+                        "binti", "al", "el", "ten", "ter", "st", "y"})
 
-# Groups of up to 4 digits, the last up to 8 (German and Italian numbers end in long groups).
+# International: + and a country code, then groups (German and Italian numbers end in
+# long groups), optionally the national trunk prefix in parentheses: +44 (0)20 ...
 _PHONE_INTL = re.compile(
-    r"(?<![\w+])\+\d{1,3}(?:[\s.-]?\(\d{1,4}\))?(?:[\s.-]\d{1,4}){1,4}[\s.-]\d{2,8}(?![\w.]*\d)"
+    r"(?<![\w+])\+\d{1,3}(?:[\s.-]?\(\d{1,4}\)[\s.-]?\d{1,4})?(?:[\s.-]\d{1,4}){0,4}[\s.-]\d{2,8}(?![\w.]*\d)"
 )
-_PHONE_NANP = re.compile(r"(?<![\w.+-])(?:\(\d{3}\)\s?|\d{3}[.\s-])\d{3}[.-]\d{4}(?![\w-]|\.\d)")
-_PHONE_NATIONAL = re.compile(r"(?<![\w.+-])0\d{2,4}[\s-]\d{3,4}[\s-]\d{3,4}(?![\w-]|\.\d)")
+_PHONE_INTL_COMPACT = re.compile(r"(?<![\w+])\+\d{8,15}(?![\w.]*\d)")
+_PHONE_NANP = re.compile(
+    r"(?<![\w.+-])(?:1[\s.-])?(?:\(\d{3}\)\s?|\d{3}[.\s-])\d{3}[.-]\d{4}(?![\w-]|\.\d)"
+)
+# National numbers with a trunk 0 (UK, France, Germany...): 020 7946 0958, 07700 900123,
+# 01 42 68 53 00, 030 12345678.
+_PHONE_NATIONAL = re.compile(r"(?<![\w.+-])0\d{1,4}(?:[\s-]\d{2,8}){1,4}(?![\w-]|\.\d)")
 
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d|/\d)")
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{1,4}:){2,7}(?::|[0-9A-Fa-f]{1,4})?(?::[0-9A-Fa-f]{1,4}){0,6}(?![\w:]|/\d)")
@@ -136,6 +165,16 @@ _PATTERN_LITERAL = re.compile(r"'((?:[^'\\]|\\.)*)'")
 
 Detector = Callable[[str, RedactionSettings], Iterator[Span]]
 
+# Triggers (see above). Eight digits separated only by phone punctuation: every phone
+# (8 to 15 digits, checked below), every SSN (9 digits). Every date of the DOB rule
+# holds two digits in a row. IPv4 needs 'digit.digit', IPv6 'hex:hex'.
+_DIGIT_RUN = r"\d(?:[\s.()+-]*\d){7}"
+_TRIGGER_SSN_LABEL = r"ssn|social"
+_TRIGGER_DOB = r"dob|d\.o\.b|d/o/b|birth|born"
+_TRIGGER_MRN = r"mr|medical|patient"
+_TRIGGER_NAME = (r"patient|\bpt\b|resident|client|member|subscriber|insured|beneficiary|guarantor"
+                 r"|next\s+of\s+kin")
+
 
 def _by_regex(pattern: re.Pattern[str], kind: str, rule: str, group: int = 0) -> Detector:
     def detect(text: str, settings: RedactionSettings) -> Iterator[Span]:
@@ -146,28 +185,56 @@ def _by_regex(pattern: re.Pattern[str], kind: str, rule: str, group: int = 0) ->
 
 
 def _phones(text: str, settings: RedactionSettings) -> Iterator[Span]:
-    for pattern, rule in ((_PHONE_INTL, "phone-international"), (_PHONE_NANP, "phone-nanp"),
-                          (_PHONE_NATIONAL, "phone-national")):
+    for pattern, rule in ((_PHONE_INTL, "phone-international"), (_PHONE_INTL_COMPACT, "phone-international"),
+                          (_PHONE_NANP, "phone-nanp"), (_PHONE_NATIONAL, "phone-national")):
         for match in pattern.finditer(text):
             digits = sum(c.isdigit() for c in match.group())
-            if 8 <= digits <= 15 or (rule == "phone-nanp" and digits == 10):
+            if rule == "phone-national":
+                ok = 10 <= digits <= 12 or (digits == 9 and " " in match.group())
+            elif rule == "phone-nanp":
+                ok = digits in (10, 11)
+            else:
+                ok = 8 <= digits <= 15
+            if ok:
                 yield Span(match.start(), match.end(), "phone", rule)
+
+
+def _name_end(value: str, start: int) -> int:
+    """Where a name found after a label ends (an offset into the text; `start` when there is none).
+
+    A name that opens capitalised stops at the first word that is neither capitalised nor a
+    surname particle; any name stops at a stop word or at punctuation. A comma after a lone
+    surname ('DOE,', 'de la Cruz,', "O'Brien,") reads as 'SURNAME, Given names' and takes
+    the capitalised given names that follow."""
+    capitalised = value[:1].isupper()
+    end = start
+    taken = 0  # words that are not particles
+    surname_first = False
+    for word in re.finditer(r"\S+", value):
+        raw = word.group()
+        bare = raw.rstrip(",;.()-–")
+        lower = bare.lower()
+        if not bare or lower in _NOT_NAME:
+            break
+        if capitalised and not bare[:1].isupper() and lower not in _PARTICLES:
+            break
+        if lower not in _PARTICLES or bare[:1].isupper():
+            taken += 1
+        end = start + word.start() + len(bare)
+        if bare == raw:
+            continue
+        if raw[len(bare):].startswith(",") and not surname_first and taken == 1:
+            surname_first, capitalised = True, True
+            continue
+        break  # other punctuation ends the name
+    return end
 
 
 def _patient_names(text: str, settings: RedactionSettings) -> Iterator[Span]:
     for pattern, rule in ((_PATIENT_COLON, "patient-name-labelled"), (_PATIENT_BARE, "patient-name-after-word")):
         for match in pattern.finditer(text):
             start = match.start(1)
-            words = re.finditer(r"\S+", match.group(1))
-            end = start
-            capitalised = match.group(1)[:1].isupper()
-            for word in words:
-                bare = word.group().rstrip(",;.()")
-                if not bare or bare.lower() in _NOT_NAME or (capitalised and not bare[:1].isupper()):
-                    break
-                end = start + word.start() + len(bare)
-                if bare != word.group():
-                    break  # punctuation ends the name
+            end = _name_end(match.group(1), start)
             if end > start:
                 yield Span(start, end, "patient-name", rule)
 
@@ -207,17 +274,32 @@ def _network_of(address: Any, networks: list[Any]) -> str:
 
 
 # Earlier entries win ties of equal start and length: labelled rules are surer.
-DETECTORS: tuple[Detector, ...] = (
-    _by_regex(_SSN_LABELLED, "ssn", "ssn-labelled", 1),
-    _by_regex(_DOB_LABELLED, "dob", "dob-labelled", 1),
-    _by_regex(_MRN_LABELLED, "mrn", "mrn-labelled", 1),
-    _patient_names,
-    _by_regex(_EMAIL, "email", "email-address"),
-    _internal_hosts,
-    _internal_ips,
-    _by_regex(_SSN, "ssn", "ssn-format"),
-    _phones,
+# Each with its trigger (see the detectors' comment); None: built from the settings.
+DETECTORS: tuple[tuple[Detector, str | None], ...] = (
+    (_by_regex(_SSN_LABELLED, "ssn", "ssn-labelled", 1), _TRIGGER_SSN_LABEL),
+    (_by_regex(_DOB_LABELLED, "dob", "dob-labelled", 1), _TRIGGER_DOB),
+    (_by_regex(_MRN_LABELLED, "mrn", "mrn-labelled", 1), _TRIGGER_MRN),
+    (_patient_names, _TRIGGER_NAME),
+    (_by_regex(_EMAIL, "email", "email-address"), "@"),
+    (_internal_hosts, None),
+    (_internal_ips, None),
+    (_by_regex(_SSN, "ssn", "ssn-format"), _DIGIT_RUN),
+    (_phones, _DIGIT_RUN),
 )
+
+
+@functools.lru_cache(maxsize=64)
+def _prescreen(settings: RedactionSettings) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """One regex that every text some detector could match contains (settings add the
+    internal domains and, when internal networks are set, address shapes): for ASCII
+    text lower-cased beforehand (several times faster than matching ignoring case), and
+    ignoring case for any other text, where Unicode case folding has more equivalences."""
+    triggers = [t for _, t in DETECTORS if t is not None]
+    triggers += [re.escape(d.strip(".").lower()) for d in settings.internal_domains if d.strip(".")]
+    if settings.internal_networks:
+        triggers += [r"\d\.\d", r"[0-9a-f]:[0-9a-f]"]
+    union = "|".join(dict.fromkeys(triggers))
+    return re.compile(union), re.compile("(?i)" + union)
 
 
 def pattern_literals(pattern: str) -> frozenset[str]:
@@ -227,7 +309,14 @@ def pattern_literals(pattern: str) -> frozenset[str]:
 
 def find_spans(text: str, settings: RedactionSettings, exempt: frozenset[str] = frozenset()) -> list[Span]:
     """Personal and health data in `text`, as non-overlapping spans in order."""
-    candidates = [span for detect in DETECTORS for span in detect(text, settings)]
+    ascii_lower, any_case = _prescreen(settings)
+    if not (ascii_lower.search(text.lower()) if text.isascii() else any_case.search(text)):
+        return []
+    return _detect(text, settings, exempt)
+
+
+def _detect(text: str, settings: RedactionSettings, exempt: frozenset[str]) -> list[Span]:
+    candidates = [span for detect, _ in DETECTORS for span in detect(text, settings)]
     candidates.sort(key=lambda s: (s.start, -(s.end - s.start)))
     kept: list[Span] = []
     for span in candidates:
@@ -272,6 +361,8 @@ def redact_object(
     object_id = str(data.get("id", ""))
     if not settings.enabled or data.get("type") in SCO_TYPES:
         return RedactedObject(dict(data))
+    if not _may_hold_findings(data, settings):
+        return RedactedObject(data if isinstance(data, dict) else dict(data))
     threat = exempt | pattern_literals(str(data.get("pattern", ""))) if data.get("type") == "indicator" else exempt
     findings: list[Finding] = []
     out: dict[str, Any] | None = None
@@ -303,6 +394,44 @@ def redact_object(
                 out = out if out is not None else copy.deepcopy(dict(data))
                 out[key] = cleaned_value
     return RedactedObject(out if out is not None else dict(data), tuple(findings))
+
+
+def _free_text(data: Mapping[str, Any]) -> Iterator[str]:
+    """Every string `redact_object` scans."""
+    for prop in TEXT_PROPERTIES:
+        value = data.get(prop)
+        if isinstance(value, str):
+            yield value
+    references = data.get("external_references")
+    if isinstance(references, list):
+        for reference in references:
+            if isinstance(reference, Mapping) and isinstance(reference.get("description"), str):
+                yield reference["description"]
+    for key, value in data.items():
+        if key.startswith("x_"):
+            yield from _nested_strings(value)
+
+
+def _nested_strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from _nested_strings(item)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _nested_strings(item)
+
+
+def _may_hold_findings(data: Mapping[str, Any], settings: RedactionSettings) -> bool:
+    """False when no detector can fire anywhere in the object's free text: one pre-screen
+    search over all of it (joined by newlines; a trigger that spans two strings only
+    costs a full scan, it never hides one)."""
+    text = "\n".join(_free_text(data))
+    if not text:
+        return False
+    ascii_lower, any_case = _prescreen(settings)
+    return bool(ascii_lower.search(text.lower()) if text.isascii() else any_case.search(text))
 
 
 def _scrub_nested(value: Any, path: str, scrub: Callable[[str, str], str]) -> Any:

@@ -2,18 +2,26 @@
 
 A signature travels beside the objects it covers, never inside them, so that
 an object stays byte-for-byte what its author wrote. The unit is a batch
-manifest: one entry per object version (id, version, SHA-256 of the
-object's canonical JSON) and one Ed25519 signature over the canonical JSON
-of the manifest without its `signature`. Hashing each object and signing the
-list once covers every object as surely as one signature per object (the
-signature binds each digest) and costs one signing per batch, which is what
-lets 100,000 objects cross the mesh in seconds. A receiver recomputes each
-digest from the bytes it got and so can name exactly the objects that were
-altered on the way.
+manifest: the SHA-256 of each object's canonical JSON, concatenated in batch
+order into one compact string (`x_digests`, base64), and one Ed25519
+signature over the canonical JSON of the manifest without its
+`x_signature`. Hashing each object and signing the list once covers every
+object as surely as one signature per object (the signature binds each
+digest) and costs one signing per batch; carrying digests only (no ids, no
+versions) keeps the manifest at about 44 bytes per object. A receiver
+recomputes each digest from the bytes it got, so it can name exactly the
+objects that were altered on the way (their digest is not among the signed
+ones) and accept the rest.
 
 The manifest is a STIX 2.1 custom object (`x-threatmesh-batch-signature`),
 so it can ride in the same TAXII envelope and a standard client simply
 stores or ignores it.
+
+Canonical JSON is computed with orjson (keys sorted) when that is provably
+the RFC 8785 form: no floating-point numbers (whose ECMAScript formatting
+differs), integers within the IEEE-754 exact range, and object keys whose
+characters all sort the same in UTF-8 and UTF-16 (below U+D800). Anything
+else goes through the reference implementation, `rfc8785`.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ class VerifyResult:
     signer: str  # the manifest's `signer` (the sending node's identity id)
     bad: tuple[BadObject, ...] = ()  # objects not covered by a valid signature
     good: tuple[int, ...] = ()  # indexes of the objects that verified
+    derived: frozenset[int] = frozenset()  # indexes of good objects the sender flagged as its modified copies
 
     @property
     def ok(self) -> bool:
@@ -105,14 +114,53 @@ def key_fingerprint(public: str | Ed25519PublicKey) -> str:
 # -- canonical form ----------------------------------------------------------------------
 
 
+_SAFE_INTEGER = 2**53 - 1
+
+
+def _orjson_is_canonical(value: Any) -> bool:
+    """Whether orjson with sorted keys writes `value` exactly as RFC 8785 does (see the module docstring)."""
+    kind = type(value)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or (not key.isascii() and max(key) >= "\ud800"):
+                return False
+            if not _plain_item(item):
+                return False
+        return True
+    if kind is list:
+        return all(_plain_item(item) for item in value)
+    return _plain_item(value)
+
+
+def _plain_item(item: Any) -> bool:
+    kind = type(item)
+    if kind is str or item is None or kind is bool:
+        return True
+    if kind is int:
+        return -_SAFE_INTEGER <= item <= _SAFE_INTEGER
+    if kind is dict or kind is list:
+        return _orjson_is_canonical(item)
+    return False  # floats, and anything orjson and RFC 8785 might write differently
+
+
 def canonical_json(obj_json: bytes | Mapping[str, Any]) -> bytes:
     """RFC 8785 canonical JSON of an object given as bytes or as parsed JSON."""
     data = orjson.loads(obj_json) if isinstance(obj_json, (bytes, bytearray, memoryview, str)) else obj_json
+    if _orjson_is_canonical(data):
+        try:
+            return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # a lone surrogate: let the reference implementation refuse it
+            pass
     return rfc8785.dumps(data)
 
 
+def object_digest_bytes(obj_json: bytes | Mapping[str, Any]) -> bytes:
+    """SHA-256 of the object's canonical JSON, raw (what a manifest carries)."""
+    return hashlib.sha256(canonical_json(obj_json)).digest()
+
+
 def object_digest(obj_json: bytes | Mapping[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(obj_json)).hexdigest()
+    return object_digest_bytes(obj_json).hex()
 
 
 def _id_and_version(data: Mapping[str, Any]) -> tuple[str, str]:
@@ -133,27 +181,21 @@ def sign_batch(
     *,
     signer: str = "",
     derived: Iterable[int] = (),
-    paths: Mapping[int, Sequence[str]] | None = None,
+    digests: Sequence[bytes] | None = None,
 ) -> dict[str, Any]:
     """A signed manifest covering each object of `objects_json`, in order.
 
     `signer` names the sending node (its STIX identity id). `derived` lists the
     indexes of objects that are this node's modified copies (redacted, or a
     report cut to the refs that may go), flagged so the receiver knows they
-    are not the author's bytes. `paths` gives, per index, the nodes the version
-    passed through before this one (provenance across hops), when known.
+    are not the author's bytes. `digests`, when given, are the objects' raw
+    SHA-256 digests (`object_digest_bytes`) computed earlier: a node that sends
+    one version to many peers hashes it once.
     """
-    modified = set(derived)
-    entries = []
-    for index, raw in enumerate(objects_json):
-        data = orjson.loads(raw)
-        object_id, version = _id_and_version(data)
-        entry: dict[str, Any] = {"id": object_id, "version": version, "sha256": object_digest(data)}
-        if index in modified:
-            entry["derived"] = True
-        if paths and paths.get(index):
-            entry["path"] = list(paths[index])
-        entries.append(entry)
+    if digests is None:
+        digests = [object_digest_bytes(raw) for raw in objects_json]
+    elif len(digests) != len(objects_json):
+        raise ValueError("one digest per object")
     now = _now()
     manifest: dict[str, Any] = {
         "type": MANIFEST_TYPE,
@@ -165,11 +207,26 @@ def sign_batch(
         "x_key": public_key_text(private_key),
         "x_algorithm": ALGORITHM,
         "x_canonicalization": CANONICALIZATION,
-        "x_entries": entries,
+        "x_digests": base64.b64encode(b"".join(digests)).decode("ascii"),
+        "x_derived": sorted(set(derived)),
     }
-    signature = private_key.sign(rfc8785.dumps(manifest))
+    signature = private_key.sign(canonical_json(manifest))
     manifest["x_signature"] = base64.b64encode(signature).decode("ascii")
     return manifest
+
+
+def signed_digests(manifest: Mapping[str, Any]) -> list[bytes]:
+    """The digests a manifest lists, in order; [] when `x_digests` is malformed."""
+    encoded = manifest.get("x_digests")
+    if not isinstance(encoded, str):
+        return []
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except ValueError:
+        return []
+    if len(raw) % 32:
+        return []
+    return [raw[i:i + 32] for i in range(0, len(raw), 32)]
 
 
 def verify_batch(
@@ -177,37 +234,43 @@ def verify_batch(
 ) -> VerifyResult:
     """Check the manifest's signature with the sender's known key, then each object's digest.
 
-    Objects are matched to entries by (id, version), so their order may
-    differ from the manifest's. With a bad manifest signature every object is
-    bad. The key inside the manifest is never trusted: only `public_key`,
-    the one exchanged when the peer was added.
+    An object verifies when the digest of its canonical JSON is among the
+    signed ones, so the objects' order may differ from the manifest's. With a
+    bad manifest signature every object is bad. The key inside the manifest
+    is never trusted: only `public_key`, the one exchanged when the peer was
+    added.
     """
     key = load_public_key(public_key) if isinstance(public_key, str) else public_key
     signer = str(manifest.get("x_signer", ""))
     signature_valid = _signature_valid(manifest, key)
-    expected: dict[tuple[str, str], set[str]] = {}
-    for entry in manifest.get("x_entries") or []:
-        if isinstance(entry, Mapping):
-            expected.setdefault((str(entry.get("id")), str(entry.get("version"))), set()).add(str(entry.get("sha256")))
+    listed = signed_digests(manifest)
+    flagged = {int(i) for i in manifest.get("x_derived") or [] if isinstance(i, int)}
+    position = {digest: index for index, digest in enumerate(listed)}
     bad: list[BadObject] = []
     good: list[int] = []
+    derived: set[int] = set()
     for index, raw in enumerate(objects):
         try:
             data = orjson.loads(raw) if isinstance(raw, (bytes, bytearray, memoryview, str)) else raw
+            if not isinstance(data, Mapping):
+                bad.append(BadObject(index, "", "", "not a JSON object"))
+                continue
             object_id, version = _id_and_version(data)
-            digest = object_digest(data)
-        except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+            digest = object_digest_bytes(data)
+        except (orjson.JSONDecodeError, TypeError, ValueError, rfc8785.CanonicalizationError) as exc:
             bad.append(BadObject(index, "", "", f"not canonicalisable JSON: {exc}"))
             continue
         if not signature_valid:
             bad.append(BadObject(index, object_id, version, "the batch signature does not verify with the peer's key"))
-        elif (object_id, version) not in expected:
-            bad.append(BadObject(index, object_id, version, "not covered by the batch signature"))
-        elif digest not in expected[(object_id, version)]:
-            bad.append(BadObject(index, object_id, version, "content differs from what was signed"))
+        elif digest not in position:
+            bad.append(BadObject(index, object_id, version,
+                                 "not covered by the batch signature: content differs from what was signed, "
+                                 "or it was never signed"))
         else:
             good.append(index)
-    return VerifyResult(signature_valid, signer, tuple(bad), tuple(good))
+            if position[digest] in flagged:
+                derived.add(index)
+    return VerifyResult(signature_valid, signer, tuple(bad), tuple(good), frozenset(derived))
 
 
 def _signature_valid(manifest: Mapping[str, Any], key: Ed25519PublicKey) -> bool:
@@ -219,7 +282,7 @@ def _signature_valid(manifest: Mapping[str, Any], key: Ed25519PublicKey) -> bool
     try:
         signature = base64.b64decode(encoded, validate=True)
         body = {k: v for k, v in manifest.items() if k != "x_signature"}
-        key.verify(signature, rfc8785.dumps(body))
+        key.verify(signature, canonical_json(body))
     except (InvalidSignature, ValueError, TypeError, rfc8785.CanonicalizationError):
         return False
     return True

@@ -547,10 +547,19 @@ class TaxiiServer:
         body = await _read_limited(request, self._max_content_length(root))
         request_time = time.time_ns() // 1000
 
+        # RFC 7240 `Prefer: return=minimal`: the answer leaves out the list of successes
+        # (optional in the status resource, TAXII 2.1 §4.3.1; the counts and failures stay,
+        # and GET status/{id}/ still lists them). Peers pushing large batches ask for it.
+        minimal = "return=minimal" in request.headers.get("prefer", "").replace(" ", "").lower()
+
         def work() -> Response:
             status = self._store_envelope(body, caller, root, found, request_time)
             outcome.objects = len(status.successes) + len(status.failures)
-            return _json_response(_status_resource(status), 202)
+            resource = _status_resource(status)
+            if not minimal:
+                return _json_response(resource, 202)
+            resource.pop("successes", None)
+            return _json_response(resource, 202, headers={"Preference-Applied": "return=minimal"})
 
         return await run_in_threadpool(work)
 
