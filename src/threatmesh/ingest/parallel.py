@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import os
 import pickle
+import queue
 import subprocess
 import sys
 import tempfile
+import threading
 import traceback
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -29,15 +31,16 @@ from typing import IO, Any
 import orjson
 
 from threatmesh.errors import InputError
-from threatmesh.ingest.pipeline import Rejection, parse_raw, relabelled
-from threatmesh.ingest.stix_reader import read_stix
+from threatmesh.ingest.parsing import Rejection, parse_raw
+from threatmesh.ingest.stix_reader import RawObject, read_stix
 from threatmesh.stix.model import ObjectIndex, StixObject
 
 # Below this a file is parsed in this process: starting a child (a fresh
 # interpreter importing the STIX core) costs about 0.2 s.
 PARALLEL_MIN_BYTES = 16 * 1024 * 1024
 CHUNK = 256  # versions per message on the pipe
-CHUNK_BYTES = 2 * 1024 * 1024  # a message is also cut at this much JSON, so huge objects do not pile up
+CHUNK_BYTES = 1024 * 1024  # a message is also cut at this much JSON and text, so huge objects do not pile up
+QUEUED_MESSAGES = 2  # messages the child may have made before the parent reads them
 
 
 def worth_a_child(path: str) -> bool:
@@ -98,19 +101,65 @@ def _unpack(packed: tuple[Any, ...]) -> StixObject | Rejection:
     )
 
 
+def _relabelled(raws: Iterator[RawObject], path: str, label: str) -> Iterator[RawObject]:
+    """The objects of `path` as coming from `label` (stdin is spooled to a file first)."""
+    if path == label:
+        yield from raws
+        return
+    try:
+        for raw in raws:
+            yield RawObject(label, raw.index, raw.data)
+    except InputError as exc:
+        exc.source = label
+        raise
+
+
+class _Sender:
+    """Writes messages to the pipe on a thread of its own, a few messages ahead.
+
+    A pipe holds far less than one message, so writing from the parsing thread
+    would stop the parse whenever the parent is busy storing, and the two
+    processes would take turns instead of working at once. The queue bounds
+    what waits in memory."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUED_MESSAGES)
+        self.broken = False
+        self.thread = threading.Thread(target=self._pump, name="parse-sender", daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        while (data := self.queue.get()) is not None:
+            if self.broken:
+                continue  # the parent stopped listening: drain, so that `send` never blocks
+            try:
+                self.out.write(data)
+                self.out.flush()
+            except OSError:
+                self.broken = True
+
+    def send(self, message: tuple[str, Any]) -> None:
+        self.queue.put(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+
+
 def _child(out: IO[bytes], path: str, label: str, strict: bool) -> None:
     """The child process: parse `path` and send what it holds, then ('end', error or None)."""
     error: str | None = None
     chunk: list[tuple[Any, ...]] = []
     chunk_bytes = 0
-
-    def send(message: tuple[str, Any]) -> None:
-        pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
+    sender = _Sender(out)
+    send = sender.send
 
     try:
-        for item in parse_raw(relabelled(read_stix(path), path, label), strict=strict):
+        for item in parse_raw(_relabelled(read_stix(path), path, label), strict=strict):
             chunk.append(_pack(item))
-            chunk_bytes += len(item.json) if isinstance(item, StixObject) else 0
+            if isinstance(item, StixObject):  # its JSON and its search text both travel
+                chunk_bytes += len(item.json) + sum(len(text) for _, text in item.index.text)
             if len(chunk) >= CHUNK or chunk_bytes >= CHUNK_BYTES:
                 send(("items", chunk))
                 chunk = []
@@ -119,13 +168,10 @@ def _child(out: IO[bytes], path: str, label: str, strict: bool) -> None:
         error = exc.describe()
     except Exception:  # reported to the parent, which records it as the source's error
         error = f"{label}: parsing failed: {traceback.format_exc(limit=3).strip().splitlines()[-1]}"
-    try:
-        if chunk:
-            send(("items", chunk))
-        send(("end", error))
-        out.flush()
-    except OSError:
-        pass  # the parent stopped listening
+    if chunk:
+        send(("items", chunk))
+    send(("end", error))
+    sender.close()
 
 
 class ChildInputError(InputError):

@@ -16,24 +16,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
-from threatmesh.errors import InputError, InvalidObject
+from threatmesh.errors import InputError
 from threatmesh.ingest.formats import ReadOptions, Rejected, directory_suffixes, reader_for
+from threatmesh.ingest.parsing import Rejection, parse_raw
 from threatmesh.ingest.stix_reader import RawObject, expand_paths
 from threatmesh.stix.model import StixObject
-from threatmesh.stix.parse import parse_object
 from threatmesh.store.protocol import PutOutcome, PutResult, Store
 
 BATCH_SIZE = 1000
 # A batch is also cut at this many bytes of JSON, so a few huge objects never
 # pile up in memory (each object is held as parsed data, JSON and index text).
-BATCH_BYTES = 8 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    location: str
-    reason: str
-    object_id: str | None = None
+BATCH_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -183,23 +176,6 @@ class _Batcher:
                 self.pool.shutdown(wait=True)
 
 
-def parse_raw(raws: Iterable[RawObject | Rejected], *, strict: bool = False) -> Iterator[StixObject | Rejection]:
-    """Each raw object parsed (or the reason it is rejected, with its location), in order.
-
-    An InputError raised by the stream itself (broken JSON) passes through,
-    after everything read before it."""
-    for raw in raws:
-        if isinstance(raw, Rejected):
-            yield Rejection(raw.location, raw.reason, raw.object_id)
-            continue
-        try:
-            yield parse_object(raw.data, strict=strict)
-        except InvalidObject as exc:
-            object_id = exc.object_id or _id_of(raw.data)
-            location = f"{raw.source}, objects[{raw.index}]" + (f", {object_id}" if object_id else "")
-            yield Rejection(location, exc.reason, object_id)
-
-
 def ingest_raw(
     raws: Iterable[RawObject | Rejected],
     store: Store,
@@ -256,13 +232,6 @@ def ingest_parsed(
         batcher.close()
         if progress and pending_progress:
             progress(pending_progress)
-
-
-def _id_of(data: object) -> str | None:
-    if isinstance(data, dict):
-        value = data.get("id")
-        return value if isinstance(value, str) else None
-    return None
 
 
 def ingest_paths(

@@ -215,6 +215,10 @@ class SQLiteStore(SQLitePeerTables, SQLiteProvenanceTables, SQLiteFactTables, SQ
             if str(mode).lower() != "wal":
                 conn.close()
                 raise StoreError(f"cannot put {self.path} in WAL mode (got {mode})")
+            # Checkpoint (copy the WAL into the file, with an fsync) every 64 MiB of WAL
+            # rather than SQLite's 4 MiB: a bulk ingest then syncs 16 times less often
+            # (bench/ingest.py: 2.7 -> 2.4 s for ATT&CK, close included).
+            conn.execute("PRAGMA wal_autocheckpoint = 16384")
         else:
             uri = self.path.resolve().as_uri() + ("?mode=ro" if self.readonly else "?mode=rw")
             conn = sqlite3.connect(
