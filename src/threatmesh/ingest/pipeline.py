@@ -294,32 +294,38 @@ def ingest_paths(
     return report
 
 
-def _known_names(store: Store) -> Callable[[], object]:
-    """A lazy, cached index of the names in the store: built only if a reader asks."""
+def _once(make: Callable[[], object]) -> Callable[[], object]:
+    """`make`, called on first use only and remembered: readers that never ask cost nothing."""
     cache: list[object] = []
 
     def build() -> object:
         if not cache:
-            from threatmesh.ingest.prose import name_index_from_store
-
-            cache.append(name_index_from_store(store))
+            cache.append(make())
         return cache[0]
 
     return build
+
+
+def _known_names(store: Store) -> Callable[[], object]:
+    """The names in the store (actors, malware, techniques), for readers of prose."""
+
+    def make() -> object:
+        from threatmesh.ingest.prose import name_index_from_store
+
+        return name_index_from_store(store)
+
+    return _once(make)
 
 
 def _misp_templates(store: Store) -> Callable[[], object]:
-    """The node's MISP object templates (PyMISP's and any it loaded), read only if a MISP reader asks."""
-    cache: list[object] = []
+    """The node's MISP object templates (PyMISP's and any it loaded), for the MISP reader."""
 
-    def build() -> object:
-        if not cache:
-            from threatmesh.kb.misp_objects import registry_for_store
+    def make() -> object:
+        from threatmesh.kb.misp_objects import registry_for_store
 
-            cache.append(registry_for_store(store))
-        return cache[0]
+        return registry_for_store(store)
 
-    return build
+    return _once(make)
 
 
 @contextmanager
