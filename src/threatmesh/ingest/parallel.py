@@ -31,8 +31,8 @@ from typing import IO, Any
 import orjson
 
 from threatmesh.errors import InputError
-from threatmesh.ingest.parsing import Rejection, parse_raw
-from threatmesh.ingest.stix_reader import RawObject, read_stix
+from threatmesh.ingest.parsing import Rejection, parse_raw, relabelled
+from threatmesh.ingest.stix_reader import read_stix
 from threatmesh.stix.model import ObjectIndex, StixObject
 
 # Below this a file is parsed in this process: starting a child (a fresh
@@ -101,19 +101,6 @@ def _unpack(packed: tuple[Any, ...]) -> StixObject | Rejection:
     )
 
 
-def _relabelled(raws: Iterator[RawObject], path: str, label: str) -> Iterator[RawObject]:
-    """The objects of `path` as coming from `label` (stdin is spooled to a file first)."""
-    if path == label:
-        yield from raws
-        return
-    try:
-        for raw in raws:
-            yield RawObject(label, raw.index, raw.data)
-    except InputError as exc:
-        exc.source = label
-        raise
-
-
 class _Sender:
     """Writes messages to the pipe on a thread of its own, a few messages ahead.
 
@@ -156,7 +143,7 @@ def _child(out: IO[bytes], path: str, label: str, strict: bool) -> None:
     send = sender.send
 
     try:
-        for item in parse_raw(_relabelled(read_stix(path), path, label), strict=strict):
+        for item in parse_raw(relabelled(read_stix(path), path, label), strict=strict):
             chunk.append(_pack(item))
             if isinstance(item, StixObject):  # its JSON and its search text both travel
                 chunk_bytes += len(item.json) + sum(len(text) for _, text in item.index.text)

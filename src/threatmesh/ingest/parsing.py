@@ -8,10 +8,10 @@ importing every reader.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from threatmesh.errors import InvalidObject
+from threatmesh.errors import InputError, InvalidObject
 from threatmesh.ingest.stix_reader import RawObject
 from threatmesh.stix.model import StixObject
 from threatmesh.stix.parse import parse_object
@@ -42,6 +42,22 @@ def parse_raw(raws: Iterable[RawObject | Rejected], *, strict: bool = False) -> 
             object_id = exc.object_id or _id_of(raw.data)
             location = f"{raw.source}, objects[{raw.index}]" + (f", {object_id}" if object_id else "")
             yield Rejection(location, exc.reason, object_id)
+
+
+def relabelled(items: Iterable[RawObject | Rejected], path: str, label: str) -> Iterator[RawObject | Rejected]:
+    """The items of `path` named as coming from `label` (stdin is spooled to a file first)."""
+    if path == label:
+        yield from items
+        return
+    try:
+        for item in items:
+            if isinstance(item, RawObject):
+                yield RawObject(label, item.index, item.data)
+            else:
+                yield replace(item, location=item.location.replace(path, label))
+    except InputError as exc:
+        exc.source = label
+        raise
 
 
 def _id_of(data: object) -> str | None:

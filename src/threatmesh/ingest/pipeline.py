@@ -18,7 +18,8 @@ from dataclasses import dataclass, field, replace
 
 from threatmesh.errors import InputError
 from threatmesh.ingest.formats import ReadOptions, Rejected, directory_suffixes, reader_for
-from threatmesh.ingest.parsing import Rejection, parse_raw
+from threatmesh.ingest.parallel import parsed_in_child, worth_a_child
+from threatmesh.ingest.parsing import Rejection, parse_raw, relabelled
 from threatmesh.ingest.stix_reader import RawObject, expand_paths
 from threatmesh.stix.model import StixObject
 from threatmesh.store.protocol import PutOutcome, PutResult, Store
@@ -272,10 +273,8 @@ def ingest_paths(
             except InputError as exc:
                 source_report.error = f"{label}: {exc.reason}"
                 continue
-            if reader.name == "stix" and parallel and _worth_a_child(path):
+            if reader.name == "stix" and parallel and worth_a_child(path):
                 # A big STIX file: parsed in a second process while this one stores.
-                from threatmesh.ingest.parallel import parsed_in_child
-
                 ingest_parsed(parsed_in_child(path, label, strict=strict), store, source_report,
                               collection_id=collection_id, source=f"file:{label}", tlp=tlp, progress=progress,
                               threaded=False)
@@ -338,28 +337,6 @@ def _spooled_stdin(name: str) -> Iterator[str]:
         shutil.copyfileobj(sys.stdin.buffer, spool)
         spool.flush()
         yield spool.name
-
-
-def relabelled(items: Iterable[RawObject | Rejected], path: str, label: str) -> Iterator[RawObject | Rejected]:
-    """Name stdin '<stdin>' in locations, not by its temporary file."""
-    if path == label:
-        yield from items
-        return
-    try:
-        for item in items:
-            if isinstance(item, RawObject):
-                yield RawObject(label, item.index, item.data)
-            else:
-                yield Rejected(item.location.replace(path, label), item.reason, item.object_id)
-    except InputError as exc:
-        exc.source = label
-        raise
-
-
-def _worth_a_child(path: str) -> bool:
-    from threatmesh.ingest.parallel import worth_a_child
-
-    return worth_a_child(path)
 
 
 def _safe_expand(paths: list[str], report: IngestReport) -> Iterator[str]:
