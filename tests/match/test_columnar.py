@@ -105,3 +105,46 @@ def test_same_hits_with_urls_subdomains_sets_and_broken_lines(tmp_path: Path) ->
     assert report.bad == read.bad == 1 and report.bad_lines[0].line == 9
     by_line = {h.event.line: h for h in hits}
     assert by_line[12].value == "cdn.deep.evil.example"
+
+
+@pytest.mark.parametrize(("upper_share", "fold_past"), [(0.0, 0.02), (0.2, 1.0), (0.2, 0.0)])
+def test_same_hits_on_unusual_names_across_small_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        upper_share: float, fold_past: float) -> None:
+    """Names the prefilters do not hash as they are (upper case, ports, non-ASCII, trailing dots),
+    both below and above the share where the column is lower-cased whole, and chunks with and
+    without comment lines and lines holding only their first field."""
+    import threatmesh.match.columnar as columnar
+
+    monkeypatch.setattr(columnar, "CHUNK_BYTES", 2048)
+    monkeypatch.setattr(columnar, "_UNUSUAL_SHARE", fold_past)  # 1.0: never lower-case a whole column
+    rng = random.Random(int(upper_share * 100 + fold_past * 10) + 1)
+    bad = ["evil.example", "xn--bcher-kva.example", "c2.bad.test"]
+    rows = []
+    for i in range(1500):
+        host = rng.choice([f"h{i}.site.example", f"w{i}.{rng.choice(bad)}", rng.choice(bad), "bücher.example"])
+        if rng.random() < upper_share:
+            host = "".join(c.upper() if rng.random() < 0.5 else c for c in host)
+        host += rng.choice(["", "", "", ".", ":8080"])
+        rows.append(f"{1700000000 + i}.0\t10.0.{i % 250}.{i % 200}\t192.0.2.{i % 250}\t{host}\t/p{i}\t-\n")
+        if rng.random() < 0.01:
+            rows.append("#close\t2023-11-14-23-13-20\n")
+        if rng.random() < 0.01:
+            rows.append(f"{1700000000 + i}.5\n")  # only the first field: unreadable
+    log = tmp_path / "http.log"
+    log.write_text("#separator \\x09\n#path\thttp\n#fields\tts\tid.orig_h\tid.resp_h\thost\turi\tmd5\n" + "".join(rows),
+                   encoding="utf-8")
+    index = build_index([
+        _ind(1, "[domain-name:value = 'evil.example']"),
+        _ind(2, "[domain-name:value = 'bücher.example']"),
+        _ind(4, "[domain-name:value = 'bad.test']"),
+        *(_ind(10 + i, f"[url:value = 'http://c2.bad.test{port}/p{i}']") for i in range(0, 1500, 7)
+          for port in ("", ":8080")),
+    ])
+    read = ReadReport()
+    line_hits = {(h.event.line, h.indicator_id) for h in Matcher(index, now=0).match(
+        read_logs([str(log)], "zeek", read))}
+    report = ReadReport()
+    hits, lines, _ = match_zeek_file(str(log), index, report, now=0)
+    assert {(h.event.line, h.indicator_id) for h in hits} == line_hits
+    assert len(line_hits) > 300
+    assert report.bad == read.bad > 0 and lines == read.lines

@@ -7,13 +7,20 @@ the index (`match.hashed`: 64-bit hashes, a bitmap, a sorted array):
 
 - addresses: the value itself among the indicator addresses; its first four
   characters among those of any address a CIDR range covers (`10.1`, `192.`);
-- names: the last n characters of the lower-cased name among the last n
-  characters of the indicator names, for a few n: a name hits an indicator only
-  when it ends with the indicator's name, so this passes every name that can hit;
+- names: the last n characters of the name among the last n characters of the
+  indicator names, for a few n: a name hits an indicator only when it ends with
+  the indicator's name, so this passes every name that can hit. Names are
+  compared as they are written: the few that normalising could change (upper
+  case, a port, non-ASCII, a trailing dot) pass to the exact matcher without a
+  test, and a column where they are many is lower-cased whole instead;
 - hashes: the lower-cased digest among the indicator digests;
 - URLs of an http log: the host among the URL indicators' hosts;
-- URL and e-mail columns, IPv6 addresses when there are IPv6 ranges, and names
-  that are not plain ASCII: one value at a time, distinct values only.
+- URL and e-mail columns, and IPv6 addresses when there are IPv6 ranges: one
+  value at a time, distinct values only.
+
+Only the columns tested are parsed; the first column (which tells comment
+lines) only in chunks that hold a line starting with '#'. The whole line of a
+candidate row is cut from the chunk's bytes.
 
 A row some prefilter passes becomes a `LogEvent` and goes through the
 line-at-a-time `Matcher`, which decides (normalisation, parent domains, ranges,
@@ -185,16 +192,34 @@ def _ip_rows(values: pl.Series, pre: Prefilter) -> Iterator[np.ndarray]:
         yield np.flatnonzero(values.str.contains(":", literal=True).fill_null(False).to_numpy())
 
 
-def _name_rows(lowered: pl.Series, pre: Prefilter) -> Iterator[np.ndarray]:
-    """Rows a name can hit on (the last array: names spelled unlike the index's keys)."""
-    if not pre.tails:
-        return
+# Names the index would not spell the same way once normalised: upper case, a port or other ':',
+# non-ASCII (IDNA), a trailing dot or space. One pass of this finds them all.
+_UNUSUAL_NAME = r"[A-Z:]|[^\x00-\x7F]|[. ]$"
+# Past this share of unusual names (a DNS log with 0x20 case randomisation), lower-casing the
+# whole column is cheaper than sending them all to the exact matcher.
+_UNUSUAL_SHARE = 0.02
+
+
+def _fold_names(column: pl.Series) -> tuple[pl.Series, np.ndarray]:
+    """A name column as the prefilters compare it, and the rows they cannot judge.
+
+    Most names in logs are already lower-case ASCII: they are hashed as they are,
+    and the few that are not go straight to the exact matcher (which
+    normalises), rather than lower-casing every value.
+    """
+    unusual = np.flatnonzero(column.str.contains(_UNUSUAL_NAME).fill_null(False).to_numpy())
+    if unusual.size <= _UNUSUAL_SHARE * len(column):
+        return column, unusual
+    lowered = column.str.to_lowercase()
+    return lowered, np.flatnonzero(lowered.str.contains(_UNUSUAL_NAME).fill_null(False).to_numpy())
+
+
+def _name_rows(names: pl.Series, unusual: np.ndarray, pre: Prefilter) -> Iterator[np.ndarray]:
+    """Rows a name can hit on: those whose last n characters are some indicator name's, and the
+    unusual ones (see `_fold_names`)."""
     for n, tails in pre.tails.items():
-        yield tails.candidates(lowered.str.tail(n))
-    # Names the vectorised reading may not spell like the index: a trailing dot, non-ASCII (IDNA).
-    odd = (lowered.str.ends_with(".") | lowered.str.ends_with(" ")
-           | (lowered.str.len_bytes() != lowered.str.len_chars()))
-    yield np.flatnonzero(odd.fill_null(False).to_numpy())
+        yield tails.candidates(names.str.tail(n))
+    yield unusual
 
 
 def _python_rows(values: pl.Series, index: IndicatorIndex, group: str, email: bool) -> np.ndarray:
@@ -224,21 +249,35 @@ def _scan(path: str, start: int, end: int, spec: _Spec) -> _Chunk:
     with open(path, "rb") as fh:
         fh.seek(start)
         data = fh.read(end - start)
-    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    # Where each line ends: the line count, and where a candidate line is cut from.
+    octets = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(octets == 10)
+    lines = len(ends) + (0 if data.endswith(b"\n") else 1)
     chunk = _Chunk(lines)
-    df = pl.read_csv(
-        data, separator=spec.sep, has_header=False, columns=[spec.names.index(n) for n in spec.tested],
-        schema={n: pl.String for n in spec.names}, quote_char=None, truncate_ragged_lines=True,
-        encoding="utf8-lossy", missing_columns="insert", extra_columns="ignore",
-    )
+    first, last = spec.names[0], spec.names[-1]
+    # The first column only tells comment lines ('#close', the headers of a concatenated log) from
+    # events; a chunk with no line starting with '#' has none, and need not read it.
+    comments = data.startswith(b"#") or bool((octets[ends[ends < len(data) - 1] + 1] == 35).any())
+
+    def read(columns: list[str]) -> pl.DataFrame:
+        return pl.read_csv(
+            data, separator=spec.sep, has_header=False, columns=[spec.names.index(n) for n in columns],
+            schema={n: pl.String for n in spec.names}, quote_char=None, truncate_ragged_lines=True,
+            encoding="utf8-lossy", missing_columns="insert", extra_columns="ignore",
+        )
+
+    df = read([n for n in spec.tested if comments or n != first or n == last or n in spec.roles])
+    # An empty line reads as a row of nulls: neither an event nor a broken line. Without the first
+    # column, a line holding only that field would look empty too: read it after all.
+    blank = df.select(pl.all_horizontal(pl.all().is_null())).to_series()
+    if first not in df.columns and blank.any():
+        df, comments = read(spec.tested), True
+        blank = df.select(pl.all_horizontal(pl.all().is_null())).to_series()
     if df.height == lines:
         line_of = None
     else:  # polars skips empty lines: number the others one by one
         line_of = [i for i, text in enumerate(data.split(b"\n")[:lines]) if text.strip(b"\r")]
-    first, last = spec.names[0], spec.names[-1]
-    # An empty line reads as a row of nulls: neither an event nor a broken line.
-    comment = df[first].str.starts_with("#").fill_null(False) | df.select(
-        pl.all_horizontal(pl.all().is_null())).to_series()
+    comment = (df[first].str.starts_with("#").fill_null(False) | blank) if comments else blank
     broken = (df[last].is_null() & ~comment).to_numpy()
     for row in np.flatnonzero(broken).tolist():
         chunk.broken.append(row if line_of is None else line_of[row])
@@ -254,8 +293,7 @@ def _scan(path: str, start: int, end: int, spec: _Spec) -> _Chunk:
             mask[rows] = True
 
     pre = spec.pre
-    lowered_columns: dict[str, pl.Series] = {}
-    odd_names: dict[str, np.ndarray] = {}  # rows of names not spelled like the index (see _name_rows)
+    folded_columns: dict[str, tuple[pl.Series, np.ndarray]] = {}
     for name, role in spec.roles.items():
         if name not in df.columns:
             continue
@@ -269,14 +307,11 @@ def _scan(path: str, start: int, end: int, spec: _Spec) -> _Chunk:
         found: list[tuple[str, np.ndarray]] = []
         if role == ROLE_IP_OR_DOMAIN or group == GROUP_IP:
             found.extend((GROUP_IP, rows) for rows in _ip_rows(column, pre))
-        if role == ROLE_IP_OR_DOMAIN or group == GROUP_DOMAIN:
-            lowered = column.str.to_lowercase()
-            name_rows = list(_name_rows(lowered, pre))
+        if (role == ROLE_IP_OR_DOMAIN or group == GROUP_DOMAIN) and pre.tails:
+            names, unusual = _fold_names(column)
             if rows_of is None:
-                lowered_columns[name] = lowered
-                if name_rows:
-                    odd_names[name] = name_rows[-1]
-            found.extend((GROUP_DOMAIN, rows) for rows in name_rows)
+                folded_columns[name] = names, unusual
+            found.extend((GROUP_DOMAIN, rows) for rows in _name_rows(names, unusual, pre))
         if group == GROUP_HASH and pre.hashes is not None:
             found.append((GROUP_HASH, pre.hashes.candidates(column.str.to_lowercase())))
         if group == GROUP_EMAIL and pre.emails:
@@ -286,25 +321,15 @@ def _scan(path: str, start: int, end: int, spec: _Spec) -> _Chunk:
         for hit_group, rows in found:
             mark(hit_group, rows if rows_of is None else rows_of[rows])
     if spec.http and pre.url_hosts is not None and "host" in df.columns and "uri" in spec.names:
-        hosts = lowered_columns.get("host")
-        if hosts is None:
-            hosts = df["host"].str.to_lowercase()
+        hosts, unusual = folded_columns.get("host") or _fold_names(df["host"])
         mark(GROUP_URL, pre.url_hosts.candidates(hosts))
-        # Hosts the vectorised reading may not spell like a URL key: with a port, non-ASCII
-        # (the name prefilter already found the non-ASCII ones of a domain column).
-        odd = hosts.str.contains(":", literal=True)
-        if "host" not in odd_names:
-            odd = odd | (hosts.str.len_bytes() != hosts.str.len_chars())
-        else:
-            mark(GROUP_URL, odd_names["host"])
-        mark(GROUP_URL, np.flatnonzero(odd.fill_null(False).to_numpy()))
+        mark(GROUP_URL, unusual)  # with a port, upper case, non-ASCII: the exact matcher decides
     if not masks:
         return chunk
     any_group = np.logical_or.reduce(list(masks.values()))
     rows = np.flatnonzero(any_group & usable)
     if rows.size:
         # The candidate lines themselves, cut from the chunk: every field of the event, only for them.
-        ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
         position = {name: i for i, name in enumerate(spec.names)}
         wanted = [(name, position[name]) for name in spec.wanted]
         for row in rows.tolist():
