@@ -148,3 +148,17 @@ def test_same_hits_on_unusual_names_across_small_chunks(tmp_path: Path, monkeypa
     assert {(h.event.line, h.indicator_id) for h in hits} == line_hits
     assert len(line_hits) > 300
     assert report.bad == read.bad > 0 and lines == read.lines
+
+
+def test_url_hosts_of_a_column_equal_url_host_of_each_key() -> None:
+    import polars as pl
+
+    from threatmesh.match.columnar import url_hosts
+    from threatmesh.match.keys import url_host, url_key
+
+    urls = ["http://user:pw@Host.example:8080/x", "https://[2001:db8::1]:443/a", "https://[2001:db8::2]/",
+            "http://a.example?q=1", "http://b.example#frag", "ftp://c.example/", "http://a@b@d.example/p",
+            "http://e.example/path://not-a-host", "http://f.example:81", "https://g.example/a@b"]
+    keys = [url_key(u) for u in urls]
+    assert url_hosts(pl.Series(keys)).to_list() == sorted({url_host(k) for k in keys})
+    assert len(set(url_hosts(pl.Series(keys)).to_list())) == 10

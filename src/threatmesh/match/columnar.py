@@ -44,7 +44,7 @@ from threatmesh.logs.source import Line
 from threatmesh.match.engine import Hit, Matcher
 from threatmesh.match.hashed import HashedKeys
 from threatmesh.match.index import IndicatorIndex
-from threatmesh.match.keys import GROUP_DOMAIN, GROUP_EMAIL, GROUP_HASH, GROUP_IP, GROUP_URL, ROLE_GROUP, url_host, value_key
+from threatmesh.match.keys import GROUP_DOMAIN, GROUP_EMAIL, GROUP_HASH, GROUP_IP, GROUP_URL, ROLE_GROUP, value_key
 from threatmesh.match.protocol import ROLE_URL, LogEvent
 
 _HEADER_LINES = 8
@@ -99,6 +99,16 @@ def _cidr4_heads(index: IndicatorIndex) -> HashedKeys | None:
     return HashedKeys(sorted(heads))
 
 
+# The host of a URL key, as `keys.url_host` reads it: after the scheme and any user info, up to
+# the port, path, query or fragment; an IPv6 literal with its brackets.
+_URL_HOST = r"^[^:]*://(?:[^/?#]*@)?(\[[^\]/?#]*\]|[^/?#:]*)"
+
+
+def url_hosts(keys: pl.Series) -> pl.Series:
+    """The distinct hosts of URL keys, read in one pass (`keys.url_host` for a whole column)."""
+    return keys.str.extract(_URL_HOST, 1).drop_nulls().unique().sort()
+
+
 def prefilter(index: IndicatorIndex) -> Prefilter:
     """The prefilters of an index, built once and kept on it."""
     cached = getattr(index, "_columnar_prefilter", None)
@@ -118,7 +128,7 @@ def prefilter(index: IndicatorIndex) -> Prefilter:
     if pre.urls:
         url_keys = _keys_of(index, GROUP_URL)
         if url_keys is not None:
-            pre.url_hosts = HashedKeys(sorted({url_host(k) for k in url_keys[0].to_list()}))
+            pre.url_hosts = HashedKeys(url_hosts(url_keys[0]))
     object.__setattr__(index, "_columnar_prefilter", pre)
     return pre
 

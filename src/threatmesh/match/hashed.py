@@ -82,8 +82,22 @@ class HashedKeys:
         h = hash_column(values)
         lo = np.searchsorted(self.hashes, h, side="left")
         hi = np.searchsorted(self.hashes, h, side="right")
-        for key, a, b in zip(wanted, lo.tolist(), hi.tolist()):
-            self._known[key] = tuple(int(self.slots[j]) for j in range(a, b) if self.keys[j] == key)
+        present = np.flatnonzero(hi > lo)
+        for i in np.flatnonzero(hi == lo).tolist():
+            self._known[wanted[i]] = ()
+        if not present.size:
+            return
+        # The stored strings under each present hash, read in one gather (a hash shared by
+        # several keys is rare: those are compared one by one).
+        first = lo[present]
+        stored = self.keys.gather(pl.Series(first)).to_list()
+        slots = self.slots[first].tolist()
+        for i, a, b, key_there, slot in zip(present.tolist(), first.tolist(), hi[present].tolist(), stored, slots):
+            key = wanted[i]
+            if b - a == 1:
+                self._known[key] = (int(slot),) if key_there == key else ()
+            else:
+                self._known[key] = tuple(int(self.slots[j]) for j in range(a, b) if self.keys[j] == key)
 
     def get(self, key: str) -> tuple[int, ...]:
         """The slots stored under `key` (exact: the strings are compared)."""
