@@ -107,6 +107,9 @@ def test_same_hits_with_urls_subdomains_sets_and_broken_lines(tmp_path: Path) ->
     assert by_line[12].value == "cdn.deep.evil.example"
 
 
+DIGEST = "0123456789abcdef0123456789abcdef"
+
+
 @pytest.mark.parametrize(("upper_share", "fold_past"), [(0.0, 0.02), (0.2, 1.0), (0.2, 0.0)])
 def test_same_hits_on_unusual_names_across_small_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                         upper_share: float, fold_past: float) -> None:
@@ -125,7 +128,10 @@ def test_same_hits_on_unusual_names_across_small_chunks(tmp_path: Path, monkeypa
         if rng.random() < upper_share:
             host = "".join(c.upper() if rng.random() < 0.5 else c for c in host)
         host += rng.choice(["", "", "", ".", ":8080"])
-        rows.append(f"{1700000000 + i}.0\t10.0.{i % 250}.{i % 200}\t192.0.2.{i % 250}\t{host}\t/p{i}\t-\n")
+        digest = rng.choice(["-", "-", "-", f"{i:032x}", DIGEST])
+        if rng.random() < upper_share:
+            digest = digest.upper()
+        rows.append(f"{1700000000 + i}.0\t10.0.{i % 250}.{i % 200}\t192.0.2.{i % 250}\t{host}\t/p{i}\t{digest}\n")
         if rng.random() < 0.01:
             rows.append("#close\t2023-11-14-23-13-20\n")
         if rng.random() < 0.01:
@@ -137,6 +143,7 @@ def test_same_hits_on_unusual_names_across_small_chunks(tmp_path: Path, monkeypa
         _ind(1, "[domain-name:value = 'evil.example']"),
         _ind(2, "[domain-name:value = 'bücher.example']"),
         _ind(4, "[domain-name:value = 'bad.test']"),
+        _ind(5, f"[file:hashes.MD5 = '{DIGEST}']"),
         *(_ind(10 + i, f"[url:value = 'http://c2.bad.test{port}/p{i}']") for i in range(0, 1500, 7)
           for port in ("", ":8080")),
     ])

@@ -208,20 +208,23 @@ _UNUSUAL_NAME = r"[A-Z:]|[^\x00-\x7F]|[. ]$"
 # Past this share of unusual names (a DNS log with 0x20 case randomisation), lower-casing the
 # whole column is cheaper than sending them all to the exact matcher.
 _UNUSUAL_SHARE = 0.02
+# Digests the index would spell otherwise: upper-case hex (anything else is no digest of it).
+_UNUSUAL_DIGEST = r"[A-F]"
 
 
-def _fold_names(column: pl.Series) -> tuple[pl.Series, np.ndarray]:
+def _fold_names(column: pl.Series, unusual_pattern: str = _UNUSUAL_NAME) -> tuple[pl.Series, np.ndarray]:
     """A name column as the prefilters compare it, and the rows they cannot judge.
 
     Most names in logs are already lower-case ASCII: they are hashed as they are,
     and the few that are not go straight to the exact matcher (which
-    normalises), rather than lower-casing every value.
+    normalises), rather than lower-casing every value. Digests likewise, with
+    `_UNUSUAL_DIGEST`.
     """
-    unusual = np.flatnonzero(column.str.contains(_UNUSUAL_NAME).fill_null(False).to_numpy())
+    unusual = np.flatnonzero(column.str.contains(unusual_pattern).fill_null(False).to_numpy())
     if unusual.size <= _UNUSUAL_SHARE * len(column):
         return column, unusual
     lowered = column.str.to_lowercase()
-    return lowered, np.flatnonzero(lowered.str.contains(_UNUSUAL_NAME).fill_null(False).to_numpy())
+    return lowered, np.flatnonzero(lowered.str.contains(unusual_pattern).fill_null(False).to_numpy())
 
 
 def _name_rows(names: pl.Series, unusual: np.ndarray, pre: Prefilter) -> Iterator[np.ndarray]:
@@ -323,7 +326,9 @@ def _scan(path: str, start: int, end: int, spec: _Spec) -> _Chunk:
                 folded_columns[name] = names, unusual
             found.extend((GROUP_DOMAIN, rows) for rows in _name_rows(names, unusual, pre))
         if group == GROUP_HASH and pre.hashes is not None:
-            found.append((GROUP_HASH, pre.hashes.candidates(column.str.to_lowercase())))
+            digests, unusual = _fold_names(column, _UNUSUAL_DIGEST)
+            found.append((GROUP_HASH, pre.hashes.candidates(digests)))
+            found.append((GROUP_HASH, unusual))
         if group == GROUP_EMAIL and pre.emails:
             found.append((GROUP_EMAIL, _python_rows(column, spec.index, GROUP_EMAIL, email=True)))
         if group == GROUP_URL and pre.urls:
