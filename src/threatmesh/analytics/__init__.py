@@ -11,7 +11,9 @@ imports no web framework, HTTP client or database driver.
 A store keeps the same facts in a table, updated from what was stored since
 the last refresh (store/sqlite_facts.py), with the counts of `summary.py`
 pre-aggregated: `source.operator_facts(store)` gives them as a FactBase without
-a pass over the store.
+a pass over the store. The table also records, per fact, the visibility
+classes of everything behind it (its reach, `visibility.py`), so that the
+figures of a recipient the egress policy restricts come from it too.
 """
 
 from threatmesh.analytics.aggregate import Breakdown, Query, Ranked, Row, breakdown, label, most_targeted, select, top

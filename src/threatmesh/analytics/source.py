@@ -3,9 +3,11 @@
 The store keeps one fact per countable object up to date (store/sqlite_facts.py);
 `stored_facts` brings it up to date (only what was stored since the last
 refresh is read) and hands out a `FactBase` that reads each kind's facts on
-first use. These are the operator's facts: every object counts. A view for
-another recipient goes through the egress path and `build_facts` instead
-(web/dashboard/view.py, report/render.py).
+first use. These are the operator's facts: every object counts. Another
+recipient's figures come from the same table through reaches
+(analytics/visibility.py, web/dashboard/view.py): the facts it may see whole
+as they are, the others rebuilt through the egress path; report/render.py
+still takes a pass through the egress path for them.
 """
 
 from __future__ import annotations

@@ -6,7 +6,10 @@ how many fall in each month; plus the latest objects of the store by type and
 TLP. It answers `top` exactly as `aggregate.top` does over the facts
 themselves (same counts, same shares, same order), so a store can keep these
 counts up to date as facts change (`contributions` gives the +1s of one fact)
-instead of reading every fact for each page.
+instead of reading every fact for each page. The SQLite store keeps the same
+counts once more per reach (analytics/visibility.py), so that a recipient's
+summary is the sum of the reaches it may see whole plus the facts rebuilt for
+it (web/dashboard/view.py).
 """
 
 from __future__ import annotations

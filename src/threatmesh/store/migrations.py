@@ -436,3 +436,94 @@ register(
     f"""INSERT INTO match_keys ({_MATCH_KEY_COLUMNS}) SELECT {_MATCH_KEY_VALUES.format(row='')}
     FROM objects WHERE type = 'indicator'""",
 )
+
+
+# Reach of the analytics facts (issue 7): the visibility class of every latest
+# object (what the egress policy reads of it) and, per object and per fact, the
+# set of classes behind it, so that a recipient other than the operator reads
+# the pre-aggregated counts it may see instead of a pass through the egress
+# path (analytics/visibility.py, store/sqlite_facts.py). Class 0 stands for
+# "redaction rewrites a string a fact reads". The view tables keep, per
+# recipient view, the facts and verdicts rebuilt through the egress path, valid
+# while the `stamp` (the clock of the refresh that last wrote the row) of the
+# fact or object row they were built from stays the same. Derived data only:
+# the last statement sends the next refresh into a full rebuild, which fills it.
+register(
+    "0007_analytics_reach",
+    """CREATE TABLE analytics_classes (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE
+    )""",
+    "INSERT INTO analytics_classes (id, key) VALUES (0, '\"altered\"')",
+    """CREATE TABLE analytics_reaches (
+        id INTEGER PRIMARY KEY,
+        own INTEGER NOT NULL,
+        classes TEXT NOT NULL,
+        UNIQUE (own, classes)
+    )""",
+    """CREATE TABLE analytics_object_reach (
+        pk INTEGER PRIMARY KEY,
+        type TEXT NOT NULL,
+        tlp TEXT NOT NULL,
+        reach INTEGER NOT NULL,
+        stamp INTEGER NOT NULL
+    )""",
+    "CREATE INDEX analytics_object_reach_reach ON analytics_object_reach (reach)",
+    """CREATE TABLE analytics_reach_object_counts (
+        type TEXT NOT NULL,
+        tlp TEXT NOT NULL,
+        reach INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (type, tlp, reach)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE analytics_reach_counts (
+        kind TEXT NOT NULL,
+        field TEXT NOT NULL,
+        value TEXT NOT NULL,
+        reach INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (kind, field, value, reach)
+    ) WITHOUT ROWID""",
+    "ALTER TABLE analytics_facts ADD COLUMN reach INTEGER NOT NULL DEFAULT -1",
+    "ALTER TABLE analytics_facts ADD COLUMN stamp INTEGER NOT NULL DEFAULT 0",
+    """CREATE TABLE analytics_view_facts (
+        view TEXT NOT NULL,
+        pk INTEGER NOT NULL,
+        id TEXT NOT NULL,
+        stamp INTEGER NOT NULL,
+        fact TEXT,
+        PRIMARY KEY (view, pk)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE analytics_view_objects (
+        view TEXT NOT NULL,
+        pk INTEGER NOT NULL,
+        stamp INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        tlp TEXT NOT NULL,
+        goes INTEGER NOT NULL,
+        PRIMARY KEY (view, pk)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE analytics_view_state (
+        view TEXT PRIMARY KEY,
+        clock INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE analytics_view_counts (
+        view TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        field TEXT NOT NULL,
+        value TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (view, kind, field, value)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE analytics_view_object_counts (
+        view TEXT NOT NULL,
+        type TEXT NOT NULL,
+        tlp TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (view, type, tlp)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX analytics_facts_reach ON analytics_facts (reach, kind)",
+    "ALTER TABLE analytics_actors ADD COLUMN reach INTEGER NOT NULL DEFAULT -1",
+    "ALTER TABLE analytics_state ADD COLUMN redaction TEXT NOT NULL DEFAULT ''",
+    "UPDATE analytics_state SET date_added = 0, object_pk = 0",
+)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator, NamedTuple, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, AbstractSet, Iterator, NamedTuple, Protocol, Sequence, runtime_checkable
 
 from threatmesh.stix.model import StixObject
 
@@ -22,6 +22,8 @@ if TYPE_CHECKING:  # analytics.facts reads StoredVersion from here: no import cy
     from threatmesh.analytics.actors import ActorIndex
     from threatmesh.analytics.facts import Fact
     from threatmesh.analytics.summary import FactSummary
+    from threatmesh.analytics.visibility import Kept, ReachTables
+    from threatmesh.share.redact import RedactionSettings
 
 
 class PutOutcome(enum.Enum):
@@ -482,22 +484,52 @@ class Store(Protocol):
         ...
 
     # -- analytics facts (issue 7) --------------------------------------------
-    def refresh_facts(self, *, full: bool = False) -> FactsRefresh:
+    def refresh_facts(self, *, full: bool = False, redaction: RedactionSettings | None = None) -> FactsRefresh:
         """Bring the fact table up to date with every version stored since the last refresh
-        (only those, and the facts they change); `full` rebuilds it. Cheap when nothing is new."""
+        (only those, and the facts they change); `full` rebuilds it. Cheap when nothing is new.
+        `redaction`: the settings whose rewrites of fact text mark reaches ALTERED (None: those
+        of the last refresh); other settings than last time rebuild it."""
         ...
 
-    def load_facts(self, kind: str, *, collection_id: str | None = None) -> list[Fact]:
+    def load_facts(self, kind: str, *, collection_id: str | None = None,
+                   reaches: AbstractSet[int] | None = None) -> list[Fact]:
         """The facts of one kind ('incident', ...) in stored order; with a collection, only
-        objects that have a version in it."""
+        objects that have a version in it; with `reaches`, only facts of those reaches."""
         ...
 
-    def facts_by_id(self, object_ids: Sequence[str]) -> dict[str, Fact]: ...
+    def facts_by_id(self, object_ids: Sequence[str], *, reaches: AbstractSet[int] | None = None) -> dict[str, Fact]: ...
 
-    def fact_summary(self) -> FactSummary:
-        """The pre-aggregated counts of the fact table (analytics/summary.py)."""
+    def fact_summary(self, *, reaches: AbstractSet[int] | None = None, view: str | None = None) -> FactSummary:
+        """The pre-aggregated counts of the fact table (analytics/summary.py); with `reaches`, those
+        of the objects and facts of these reaches, plus the kept entries of `view` (`keep_view`)."""
         ...
 
     def fact_actors(self) -> tuple[ActorIndex, dict[str, tuple[str, ...]]]:
         """The actor index the facts were named with, and each canonical actor's sponsors."""
+        ...
+
+    def reach_tables(self) -> ReachTables:
+        """Visibility classes, reaches and the objects and facts per reach (analytics/visibility.py)."""
+        ...
+
+    def kept_view(self, view: str, reaches: AbstractSet[int]) -> Kept:
+        """The facts and objects of these reaches that one recipient view (web/dashboard/view.py)
+        has no current kept entry for (none at all when the view was kept at the present clock)."""
+        ...
+
+    def keep_view(self, view: str, clock: int, facts: Sequence[tuple[int, str, int, Fact | None]],
+                  objects: Sequence[tuple[int, int, str, str, bool]]) -> None:
+        """Drop a view's stale entries and keep its rebuilt facts ((pk, id, stamp, fact), None:
+        withheld) and object verdicts ((pk, stamp, type, TLP, goes)) under the stamps `kept_view`
+        gave, at the clock it gave; the view's counts follow. A read-only store keeps nothing."""
+        ...
+
+    def kept_facts(self, view: str) -> dict[str, Fact | None]:
+        """Every fact a view keeps, as it counts it (None: withheld)."""
+        ...
+
+    def fact_neighbourhood(self, object_ids: Sequence[str]) -> list[tuple[StoredVersion, int]]:
+        """Latest versions `build_facts` reads for the facts of these objects (with every actor and
+        its links), in stored order, each with its object's reach (-1: none recorded): facts built
+        over them equal a pass over the store's."""
         ...

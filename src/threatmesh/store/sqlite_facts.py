@@ -9,13 +9,29 @@ A mixin of `SQLiteStore`, like `sqlite_peers`; the tables come from migration
   it over the whole store (multi-valued fields joined with U+001F).
 - analytics_fact_actors: (canonical actor name, fact id), so that the facts
   naming an actor are recomputed when its name or sponsor changes.
-- analytics_actors: the alias-merged actor index the facts were named with.
+- analytics_actors: the alias-merged actor index the facts were named with
+  (and the reach of each actor's merged group).
 - analytics_counts / analytics_object_counts: the counts of
   `analytics.summary.FactSummary`, moved by +1/-1 as facts are replaced, and
   the latest objects by (type, TLP): what the dashboard overview reads.
 - analytics_state: the watermark: the clock (`memberships.date_added`, which
   every stored version, re-stamp and in-place rewrite moves) and the greatest
-  objects.pk at the last refresh.
+  objects.pk at the last refresh; and the redaction settings the ALTERED
+  class was computed with (other settings rebuild the table).
+
+Reach (migration 0007, analytics/visibility.py, store/sqlite_reach.py): every
+fact row carries the reach of everything it was built from (`reach`, an id
+into analytics_reaches: own class and class set, over analytics_classes);
+analytics_reach_counts holds the counts of analytics_counts once more, keyed
+also by reach; analytics_object_reach holds every latest object's own reach
+(own class and the classes of its held ref targets), and
+analytics_reach_object_counts its (type, TLP, reach) totals. A recipient
+other than the operator sums the counts of the reaches it may see whole and
+recomputes the rest through the egress path (web/dashboard/view.py), and
+keeps what it rebuilt per view (store/sqlite_views.py): an entry is current
+while the `stamp` of its fact or object-reach row (the clock of the refresh
+that last wrote that row) is the one it was kept under. A full rebuild
+empties the view tables.
 
 A refresh reads what was stored after the watermark (one indexed range per
 collection) and recomputes only the facts it can change. A fact depends on its
@@ -28,7 +44,10 @@ relationships or `*_ref(s)`, to a new location, identity, campaign or
 indicator, transitively (a location behind an identity behind a campaign
 behind an indicator of a sighting); everything that refers to an actor id
 new to the actor index; and the facts linked to an actor whose canonical
-name or sponsors changed. They are recomputed by `build_facts` over their
+name, sponsors or reach changed; and, since a version's reach holds the
+classes of its ref targets, every latest version that refers to something
+stored since is treated as stored again (its reach, and the facts it feeds,
+are recomputed). They are recomputed by `build_facts` over their
 neighbourhood (those objects, their relevant out-edges and targets, and every
 actor with its own edges), which yields the same facts as a pass over the
 whole store. When that set is a large part of the store, a full rebuild is
@@ -40,7 +59,7 @@ moved the watermark meanwhile. Limits: deleting a version from a collection
 moves no watermark (the store-wide facts do not depend on memberships; only
 the per-collection filter reads them, live); the TLP count of an SCO whose
 unversioned row is rewritten in place keeps its first TLP until a full
-rebuild (`refresh_facts(full=True)`).
+rebuild (`refresh_facts(full=True)`) (its reach row is rewritten, with its TLP).
 """
 
 from __future__ import annotations
@@ -49,21 +68,31 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
 import orjson
 
 from threatmesh.analytics.actors import ActorIndex
-from threatmesh.analytics.facts import ATTRIBUTION, INDICATES, KINDS, ORIGIN, VICTIM, Fact, build_facts
+from threatmesh.analytics.facts import ATTRIBUTION, INDICATES, KINDS, ORIGIN, VICTIM, Fact, Reach, build_facts
 from threatmesh.analytics.summary import RECENT_SIGHTINGS, CountKey, FactSummary, contributions
+from threatmesh.analytics.visibility import ALTERED, Kept, ReachTables, redaction_digest, text_altered
+from threatmesh.share.redact import RedactionSettings
 from threatmesh.store.protocol import FactsRefresh, StoredVersion
+from threatmesh.store import sqlite_views
+from threatmesh.store.sqlite_reach import ClassMemo, Numbering, Placed, all_placed, decode_class, placed_of, referrers
+from threatmesh.store.sqlite_rows import (
+    FACT_COLUMNS as _FACT_COLUMNS,
+    VERSION_COLUMNS as _VERSION_COLUMNS,
+    chunks as _chunks,
+    fact_row as _fact_row,
+    json_list as _json_list,
+    row_fact as _row_fact,
+    version_of as _version,
+)
 
-SEP = "\x1f"
-_CHUNK = 400
 COUNTABLE = frozenset(KINDS.values())
 # Objects whose own facts feed other facts through references (facts.py): a change to one of them
 # changes the facts that point at it.
@@ -76,46 +105,53 @@ FULL_REBUILD_SHARE = 0.3
 _SMALL = 1000  # below this, always incremental
 _ATTEMPTS = 3
 
-_VERSION_COLUMNS = (
-    "o.pk, o.id, o.type, o.version, o.spec_version, o.json, o.date_added, o.tlp, o.source,"
-    " o.revoked, o.upgraded_from, o.is_latest"
-)
-_FACT_COLUMNS = "pk, id, kind, day, name, actor, sponsor, victim_country, sector, type, tlp, source, confidence"
+ActorRow = tuple[str, tuple[str, ...], tuple[str, ...], int]  # canonical, aliases, sponsors, group reach
 
 
-def _version(row: Sequence[Any]) -> tuple[int, StoredVersion]:
-    return row[0], StoredVersion(
-        id=row[1], type=row[2], version=row[3], spec_version=row[4], json=bytes(row[5]), date_added=row[6],
-        tlp=row[7], source=row[8], revoked=bool(row[9]), upgraded_from=row[10], is_latest=bool(row[11]),
-    )
+def _settings_text(settings: RedactionSettings) -> str:
+    return orjson.dumps({"enabled": settings.enabled, "internal_domains": list(settings.internal_domains),
+                         "internal_networks": list(settings.internal_networks)}).decode()
 
 
-def _split(text: str) -> tuple[str, ...]:
-    return tuple(text.split(SEP)) if text else ()
+def _settings_of(text: str) -> RedactionSettings:
+    if not text:
+        return RedactionSettings()
+    data = orjson.loads(text)
+    return RedactionSettings(enabled=bool(data["enabled"]), internal_domains=tuple(data["internal_domains"]),
+                             internal_networks=tuple(data["internal_networks"]))
 
 
-def _fact_row(pk: int, fact: Fact) -> tuple[Any, ...]:
-    return (pk, fact.id, fact.kind, fact.day.isoformat() if fact.day else None, fact.name, SEP.join(fact.actor),
-            SEP.join(fact.sponsor), SEP.join(fact.victim_country), SEP.join(fact.sector), SEP.join(fact.type),
-            SEP.join(fact.tlp), SEP.join(fact.source), fact.confidence)
+@dataclass(slots=True)
+class _Visibility:
+    """Classes and reaches for one plan: numbering, the redaction check, and the reach of ids read."""
 
+    numbering: Numbering
+    redaction: RedactionSettings
+    memo: ClassMemo
+    placed: dict[str, Placed] = field(default_factory=dict)  # incremental: ids looked up so far
 
-def _row_fact(row: Sequence[Any]) -> Fact:
-    return Fact(id=row[1], kind=row[2], name=row[4], day=date.fromisoformat(row[3]) if row[3] else None,
-                actor=_split(row[5]), sponsor=_split(row[6]), victim_country=_split(row[7]), sector=_split(row[8]),
-                type=_split(row[9]), tlp=_split(row[10]), source=_split(row[11]), confidence=row[12])
+    @classmethod
+    def read(cls, conn: sqlite3.Connection, redaction: RedactionSettings) -> _Visibility:
+        numbering = Numbering.read(conn)
+        return cls(numbering, redaction, ClassMemo(numbering))
 
+    def place(self, conn: sqlite3.Connection, ids: Iterable[str]) -> None:
+        wanted = [i for i in dict.fromkeys(ids) if i not in self.placed]
+        if wanted:
+            self.placed.update(placed_of(conn, wanted, self.memo))
 
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+    def reach(self) -> Reach:
+        """build_facts' view of the ids placed so far."""
+        empty: frozenset[int] = frozenset()
 
+        def of(object_id: str) -> frozenset[int]:
+            found = self.placed.get(object_id)
+            return found.classes if found is not None else empty
 
-def _json_list(values: Iterable[Any]) -> str:
-    return orjson.dumps(list(values)).decode()
+        return Reach(of, self.altered, ALTERED)
 
-
-ActorRow = tuple[str, tuple[str, ...], tuple[str, ...]]  # canonical, aliases, sponsors
+    def altered(self, obj: dict[str, Any]) -> bool:
+        return text_altered(obj, self.redaction)
 
 
 @dataclass(slots=True)
@@ -130,6 +166,11 @@ class _Plan:
     dirty: set[str] = field(default_factory=set)  # ids whose rows are replaced (incremental)
     actors: dict[str, ActorRow] = field(default_factory=dict)
     object_counts: Counter[tuple[str, str]] = field(default_factory=Counter)  # full: totals; else deltas
+    numbering: Numbering = field(default_factory=Numbering)
+    redaction: str = ""
+    reaches: dict[int, int] = field(default_factory=dict)  # fact pk -> reach id
+    object_reach: list[tuple[int, str, str, int]] = field(default_factory=list)  # (pk, type, tlp, reach)
+    replaced: list[str] = field(default_factory=list)  # incremental: ids whose object reach rows are replaced
 
 
 class SQLiteFactTables:
@@ -154,36 +195,44 @@ class SQLiteFactTables:
 
     # -- refreshing ------------------------------------------------------------------------
 
-    def refresh_facts(self, *, full: bool = False) -> FactsRefresh:
+    def refresh_facts(self, *, full: bool = False, redaction: RedactionSettings | None = None) -> FactsRefresh:
         started = time.perf_counter()
         with self._facts_lock():
             for _ in range(_ATTEMPTS):
                 with self._reading() as conn:
-                    state = tuple(conn.execute("SELECT date_added, object_pk FROM analytics_state").fetchone())
+                    state = tuple(conn.execute("SELECT date_added, object_pk, redaction FROM analytics_state")
+                                  .fetchone())
                     (clock,) = conn.execute("SELECT last_date_added FROM clock").fetchone()
-                if state[0] == clock and not full:
+                settings = _settings_of(state[2]) if redaction is None else redaction
+                # The ALTERED class depends on the redaction settings: others mean a rebuild.
+                rebuild = full or (state[0] != 0 and redaction_digest(settings) != redaction_digest(
+                    _settings_of(state[2])))
+                if state[0] == clock and not rebuild:
                     return FactsRefresh(current=True, seconds=time.perf_counter() - started)
                 if self._writer is None:
                     return FactsRefresh(current=False, seconds=time.perf_counter() - started)
                 snapshot = self._connect(writable=False)
                 try:
                     snapshot.execute("BEGIN")
-                    plan = self._plan(snapshot, state[0], state[1], full)
+                    plan = self._plan(snapshot, state[0], state[1], rebuild, settings)
                 finally:
                     snapshot.close()
                 with self._writing() as conn:
-                    if tuple(conn.execute("SELECT date_added, object_pk FROM analytics_state").fetchone()) != state:
+                    if tuple(conn.execute("SELECT date_added, object_pk, redaction FROM analytics_state")
+                             .fetchone()) != state:
                         continue  # another process refreshed meanwhile: plan again from its watermark
                     written = self._apply(conn, plan)
                 return FactsRefresh(current=True, full=plan.full, versions=plan.versions, recomputed=written,
                                     seconds=time.perf_counter() - started)
         return FactsRefresh(current=False, seconds=time.perf_counter() - started)
 
-    def _plan(self, conn: sqlite3.Connection, since: int, old_pk: int, full: bool) -> _Plan:
+    def _plan(self, conn: sqlite3.Connection, since: int, old_pk: int, full: bool,
+              redaction: RedactionSettings) -> _Plan:
         (clock,) = conn.execute("SELECT last_date_added FROM clock").fetchone()
         (max_pk,) = conn.execute("SELECT coalesce(max(pk), 0) FROM objects").fetchone()
+        seen = _Visibility.read(conn, redaction)
         if since == 0 or full:
-            return self._plan_full(conn, clock, max_pk)
+            return self._plan_full(conn, clock, max_pk, seen)
         touched: list[tuple[int, str, str]] = []  # (pk, id, type) of versions stored or re-stamped since
         pks: list[int] = []
         for (collection_id,) in conn.execute("SELECT id FROM collections").fetchall():
@@ -191,24 +240,35 @@ class SQLiteFactTables:
                 "SELECT pk FROM memberships WHERE collection_id = ? AND date_added > ?", (collection_id, since)))
         (facts_now,) = conn.execute("SELECT coalesce(sum(n), 0) FROM analytics_counts WHERE field = 'total'").fetchone()
         if len(pks) > _SMALL and len(pks) > FULL_REBUILD_SHARE * max_pk:
-            return self._plan_full(conn, clock, max_pk)
+            return self._plan_full(conn, clock, max_pk, seen)
         for chunk in _chunks(sorted(set(pks))):
             touched.extend(conn.execute(
                 "SELECT pk, id, type FROM objects WHERE pk IN (SELECT value FROM json_each(?))", (_json_list(chunk),)))
-        plan = _Plan(clock, max_pk, full=False, versions=len(pks))
+        plan = _Plan(clock, max_pk, full=False, versions=len(pks), numbering=seen.numbering,
+                     redaction=_settings_text(redaction))
         ids = list(dict.fromkeys(object_id for _, object_id, _ in touched))
         plan.object_counts = _object_count_deltas(conn, ids, old_pk)
+        # What refers to a version stored since has a new reach (the classes of its targets moved):
+        # it is placed again, and what it feeds is recomputed as if it had been stored now.
+        known = {pk for pk, _, _ in touched}
+        touched.extend(row for row in referrers(conn, ids) if row[0] not in known)
+        ids = list(dict.fromkeys(object_id for _, object_id, _ in touched))
+        seen.place(conn, ids)
+        plan.replaced = ids
+        plan.object_reach = [(p.pk, p.type, p.tlp, seen.numbering.of_reach(p.own, p.classes))
+                             for p in (seen.placed.get(i) for i in ids) if p is not None]
 
         actor_versions = _actor_graph(conn)
-        plan.actors = _actor_rows([v for _, v in actor_versions])
-        old_actors = {row[0]: (row[1], tuple(orjson.loads(row[3])))
-                      for row in conn.execute("SELECT actor_id, canonical, aliases, sponsors FROM analytics_actors")}
+        seen.place(conn, [v.id for _, v in actor_versions])
+        plan.actors = _actor_rows([v for _, v in actor_versions], seen)
+        old_actors = {row[0]: (row[1], tuple(orjson.loads(row[3])), row[4]) for row in conn.execute(
+            "SELECT actor_id, canonical, aliases, sponsors, reach FROM analytics_actors")}
         changed_names: set[str] = set()
         frontier: set[str] = set()
         for actor_id in set(old_actors) | set(plan.actors):
             before = old_actors.get(actor_id)
             now = plan.actors.get(actor_id)
-            after = (now[0], now[2]) if now else None
+            after = (now[0], now[2], now[3]) if now else None
             if before != after:
                 changed_names.update(pair[0] for pair in (before, after) if pair)
             if before is None or now is None:
@@ -232,14 +292,19 @@ class SQLiteFactTables:
                 "SELECT id FROM analytics_fact_actors WHERE actor IN (SELECT value FROM json_each(?))",
                 (_json_list(chunk),)))
         if len(dirty) > _SMALL and len(dirty) > FULL_REBUILD_SHARE * facts_now:
-            return self._plan_full(conn, clock, max_pk)
+            return self._plan_full(conn, clock, max_pk, _Visibility.read(conn, redaction))
         plan.dirty = dirty
-        plan.facts = _recompute(conn, dirty, actor_versions)
+        plan.facts = _recompute(conn, dirty, actor_versions, seen, plan.reaches)
         return plan
 
-    def _plan_full(self, conn: sqlite3.Connection, clock: int, max_pk: int) -> _Plan:
-        plan = _Plan(clock, max_pk, full=True, versions=0)
+    def _plan_full(self, conn: sqlite3.Connection, clock: int, max_pk: int, seen: _Visibility) -> _Plan:
+        plan = _Plan(clock, max_pk, full=True, versions=0, numbering=seen.numbering,
+                     redaction=_settings_text(seen.redaction))
         pk_of: dict[str, int] = {}
+        own_by_id, extra_by_pk = all_placed(conn, seen.memo)
+        classes_by_id: dict[str, frozenset[int]] = {}
+        singles: dict[int, frozenset[int]] = {}
+        of_reach = seen.numbering.of_reach
 
         def stream() -> Iterator[StoredVersion]:
             cursor = conn.execute(f"SELECT {_VERSION_COLUMNS} FROM objects o WHERE o.is_latest = 1 ORDER BY o.pk")
@@ -247,22 +312,37 @@ class SQLiteFactTables:
                 for row in rows:
                     pk, version = _version(row)
                     plan.versions += 1
-                    plan.object_counts[(version.type, version.tlp or "unmarked")] += 1
+                    tlp = version.tlp or "unmarked"
+                    plan.object_counts[(version.type, tlp)] += 1
+                    own = own_by_id[version.id]
+                    alone = singles.get(own) or singles.setdefault(own, frozenset((own,)))
+                    extra = extra_by_pk.get(pk)
+                    classes = alone if extra is None else alone | extra
+                    classes_by_id[version.id] = classes
+                    plan.object_reach.append((pk, version.type, tlp, of_reach(own, classes)))
                     if version.type in COUNTABLE:
                         pk_of[version.id] = pk
                     yield version
 
-        base = build_facts(stream())
+        empty: frozenset[int] = frozenset()
+        base = build_facts(stream(), reach=Reach(lambda i: classes_by_id.get(i, empty), seen.altered, ALTERED))
         plan.facts = [(pk_of[f.id], f) for facts in base.facts.values() for f in facts]
+        plan.reaches = {pk_of[i]: of_reach(own_by_id[i], classes) for i, classes in base.reach.items()}
         plan.actors = {actor_id: (canonical, base.actors.aliases.get(canonical, ()),
-                                  base.actor_sponsors.get(canonical, ()))
+                                  base.actor_sponsors.get(canonical, ()),
+                                  of_reach(own_by_id[actor_id], base.actor_reach.get(canonical, empty)))
                        for actor_id, canonical in base.actors.canonical_by_id.items()}
         return plan
 
     def _apply(self, conn: sqlite3.Connection, plan: _Plan) -> int:
         counts: Counter[CountKey] = Counter()
+        reach_counts: Counter[tuple[str, str, str, int]] = Counter()
+        object_reach_counts: Counter[tuple[str, str, int]] = Counter()
+        plan.numbering.write(conn)
         if plan.full:
-            for table in ("analytics_facts", "analytics_fact_actors", "analytics_counts", "analytics_object_counts"):
+            for table in ("analytics_facts", "analytics_fact_actors", "analytics_counts", "analytics_object_counts",
+                          "analytics_reach_counts", "analytics_object_reach", "analytics_reach_object_counts",
+                          *sqlite_views.VIEW_TABLES):
                 conn.execute(f"DELETE FROM {table}")
         else:
             old_links: list[tuple[str, str]] = []
@@ -271,77 +351,176 @@ class SQLiteFactTables:
                 for row in conn.execute(f"SELECT {_FACT_COLUMNS} FROM analytics_facts"
                                         " WHERE id IN (SELECT value FROM json_each(?))", (_json_list(chunk),)):
                     old = _row_fact(row)
-                    counts.subtract(contributions(old))
+                    for key in contributions(old):
+                        counts[key] -= 1
+                        reach_counts[(*key, row[13])] -= 1
                     old_links.extend((actor, old.id) for actor in old.actor)
                 conn.execute("DELETE FROM analytics_facts WHERE id IN (SELECT value FROM json_each(?))",
                              (_json_list(chunk),))
             conn.executemany("DELETE FROM analytics_fact_actors WHERE actor = ? AND id = ?", old_links)
-        conn.executemany(f"INSERT INTO analytics_facts ({_FACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         (_fact_row(pk, fact) for pk, fact in plan.facts))
+            for chunk in _chunks(plan.replaced):
+                # Every version of the id: its reach row may sit on an older pk than its latest now.
+                pks = [pk for (pk,) in conn.execute("SELECT pk FROM objects WHERE id IN (SELECT value FROM json_each(?))",
+                                                    (_json_list(chunk),))]
+                for pk_chunk in _chunks(pks):
+                    for t, tlp, reach in conn.execute(
+                            "SELECT type, tlp, reach FROM analytics_object_reach WHERE pk IN (SELECT value FROM json_each(?))",
+                            (_json_list(pk_chunk),)):
+                        object_reach_counts[(t, tlp, reach)] -= 1
+                    conn.execute("DELETE FROM analytics_object_reach WHERE pk IN (SELECT value FROM json_each(?))",
+                                 (_json_list(pk_chunk),))
+        conn.executemany("INSERT INTO analytics_object_reach (pk, type, tlp, reach, stamp) VALUES (?, ?, ?, ?, ?)",
+                         ((*row, plan.clock) for row in plan.object_reach))
+        for _, t, tlp, reach in plan.object_reach:
+            object_reach_counts[(t, tlp, reach)] += 1
+        conn.executemany(f"INSERT INTO analytics_facts ({_FACT_COLUMNS})"
+                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (_fact_row(pk, fact, plan.reaches[pk], plan.clock) for pk, fact in plan.facts))
         conn.executemany("INSERT INTO analytics_fact_actors (actor, id) VALUES (?, ?)",
                          ((actor, fact.id) for _, fact in plan.facts for actor in fact.actor))
-        for _, fact in plan.facts:
-            counts.update(contributions(fact))
+        for pk, fact in plan.facts:
+            reach = plan.reaches[pk]
+            for key in contributions(fact):
+                counts[key] += 1
+                reach_counts[(*key, reach)] += 1
         conn.executemany(
             "INSERT INTO analytics_counts (kind, field, value, n) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (kind, field, value) DO UPDATE SET n = n + excluded.n",
             ((k, f, v, n) for (k, f, v), n in counts.items() if n))
         conn.execute("DELETE FROM analytics_counts WHERE n = 0")
         conn.executemany(
+            "INSERT INTO analytics_reach_counts (kind, field, value, reach, n) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (kind, field, value, reach) DO UPDATE SET n = n + excluded.n",
+            ((k, f, v, r, n) for (k, f, v, r), n in reach_counts.items() if n))
+        conn.execute("DELETE FROM analytics_reach_counts WHERE n = 0")
+        conn.executemany(
+            "INSERT INTO analytics_reach_object_counts (type, tlp, reach, n) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (type, tlp, reach) DO UPDATE SET n = n + excluded.n",
+            ((t, tlp, r, n) for (t, tlp, r), n in object_reach_counts.items() if n))
+        conn.execute("DELETE FROM analytics_reach_object_counts WHERE n <= 0")
+        conn.executemany(
             "INSERT INTO analytics_object_counts (type, tlp, n) VALUES (?, ?, ?)"
             " ON CONFLICT (type, tlp) DO UPDATE SET n = n + excluded.n",
             ((t, tlp, n) for (t, tlp), n in plan.object_counts.items() if n))
         conn.execute("DELETE FROM analytics_object_counts WHERE n <= 0")
         conn.execute("DELETE FROM analytics_actors")
-        conn.executemany("INSERT INTO analytics_actors (actor_id, canonical, aliases, sponsors) VALUES (?, ?, ?, ?)",
-                         ((actor_id, canonical, _json_list(aliases), _json_list(sponsors))
-                          for actor_id, (canonical, aliases, sponsors) in plan.actors.items()))
-        conn.execute("UPDATE analytics_state SET date_added = ?, object_pk = ?, refreshed = ?",
-                     (plan.clock, plan.max_pk, time.time_ns() // 1000))
+        conn.executemany("INSERT INTO analytics_actors (actor_id, canonical, aliases, sponsors, reach)"
+                         " VALUES (?, ?, ?, ?, ?)",
+                         ((actor_id, canonical, _json_list(aliases), _json_list(sponsors), reach)
+                          for actor_id, (canonical, aliases, sponsors, reach) in plan.actors.items()))
+        conn.execute("UPDATE analytics_state SET date_added = ?, object_pk = ?, refreshed = ?, redaction = ?",
+                     (plan.clock, plan.max_pk, time.time_ns() // 1000, plan.redaction))
         return len(plan.facts)
 
     # -- reading ---------------------------------------------------------------------------
 
-    def load_facts(self, kind: str, *, collection_id: str | None = None) -> list[Fact]:
+    def load_facts(self, kind: str, *, collection_id: str | None = None,
+                   reaches: Collection[int] | None = None) -> list[Fact]:
         kind = KINDS.get(kind, kind)
         sql = f"SELECT {_FACT_COLUMNS} FROM analytics_facts f WHERE f.kind = ?"
-        params: tuple[str, ...] = (kind,)
+        params: list[Any] = [kind]
         if collection_id is not None:
             sql += (" AND EXISTS (SELECT 1 FROM objects o JOIN memberships m ON m.pk = o.pk"
                     " WHERE o.id = f.id AND m.collection_id = ?)")
-            params = (kind, collection_id)
+            params.append(collection_id)
+        if reaches is not None:
+            sql += " AND f.reach IN (SELECT value FROM json_each(?))"
+            params.append(_json_list(sorted(reaches)))
         with self._reading() as conn:
             rows = conn.execute(sql + " ORDER BY f.pk", params).fetchall()
         return [_row_fact(r) for r in rows]
 
-    def facts_by_id(self, object_ids: Sequence[str]) -> dict[str, Fact]:
+    def facts_by_id(self, object_ids: Sequence[str], *, reaches: Collection[int] | None = None) -> dict[str, Fact]:
         found: dict[str, Fact] = {}
         with self._reading() as conn:
             for chunk in _chunks(list(dict.fromkeys(object_ids))):
                 for row in conn.execute(f"SELECT {_FACT_COLUMNS} FROM analytics_facts"
                                         " WHERE id IN (SELECT value FROM json_each(?))", (_json_list(chunk),)):
-                    found[row[1]] = _row_fact(row)
+                    if reaches is None or row[13] in reaches:
+                        found[row[1]] = _row_fact(row)
         return found
 
-    def fact_summary(self) -> FactSummary:
+    def fact_summary(self, *, reaches: Collection[int] | None = None, view: str | None = None) -> FactSummary:
+        """The pre-aggregated counts; with `reaches`, only those of the objects and facts whose reach
+        is one of them, plus the kept entries of `view` (recent sightings among both)."""
         with self._reading() as conn:
-            objects = {(t, tlp): n for t, tlp, n in conn.execute("SELECT type, tlp, n FROM analytics_object_counts")}
-            counts = {(k, f, v): n for k, f, v, n in conn.execute("SELECT kind, field, value, n FROM analytics_counts")}
+            if reaches is None:
+                objects = {(t, tlp): n for t, tlp, n in conn.execute(
+                    "SELECT type, tlp, n FROM analytics_object_counts")}
+                counts = {(k, f, v): n for k, f, v, n in conn.execute(
+                    "SELECT kind, field, value, n FROM analytics_counts")}
+                where, params = "", []
+            else:
+                chosen = _json_list(sorted(reaches))
+                objects = {(t, tlp): n for t, tlp, n in conn.execute(
+                    "SELECT type, tlp, sum(n) FROM analytics_reach_object_counts"
+                    " WHERE reach IN (SELECT value FROM json_each(?)) GROUP BY type, tlp", (chosen,))}
+                counts = {(k, f, v): n for k, f, v, n in conn.execute(
+                    "SELECT kind, field, value, sum(n) FROM analytics_reach_counts"
+                    " WHERE reach IN (SELECT value FROM json_each(?)) GROUP BY kind, field, value", (chosen,))}
+                where = " AND (reach IN (SELECT value FROM json_each(?))"
+                params = [chosen]
+                if view is not None:
+                    more_objects, more_counts = sqlite_views.view_counts(conn, view)
+                    for key, n in more_objects.items():
+                        objects[key] = objects.get(key, 0) + n
+                    for count_key, n in more_counts.items():
+                        counts[count_key] = counts.get(count_key, 0) + n
+                    where += (" OR id IN (SELECT id FROM analytics_view_facts WHERE view = ?"
+                              " AND fact IS NOT NULL)")
+                    params.append(view)
+                where += ")"
             # Newest dated sightings first, ties in stored order; the index gives the newest days,
             # then the rows of those days are ordered by pk.
             newest = conn.execute(
-                "SELECT day FROM analytics_facts WHERE kind = 'sighting' AND day IS NOT NULL"
-                " ORDER BY day DESC LIMIT ?", (RECENT_SIGHTINGS,)).fetchall()
+                "SELECT day FROM analytics_facts WHERE kind = 'sighting' AND day IS NOT NULL" + where +
+                " ORDER BY day DESC LIMIT ?", (*params, RECENT_SIGHTINGS)).fetchall()
             recent: list[str] = []
             if newest:
                 recent = [i for (i,) in conn.execute(
-                    "SELECT id FROM analytics_facts WHERE kind = 'sighting' AND day >= ?"
-                    " ORDER BY day DESC, pk LIMIT ?", (newest[-1][0], RECENT_SIGHTINGS))]
+                    "SELECT id FROM analytics_facts WHERE kind = 'sighting' AND day >= ?" + where +
+                    " ORDER BY day DESC, pk LIMIT ?", (newest[-1][0], *params, RECENT_SIGHTINGS))]
             if len(recent) < RECENT_SIGHTINGS:
                 recent += [i for (i,) in conn.execute(
-                    "SELECT id FROM analytics_facts WHERE kind = 'sighting' AND day IS NULL ORDER BY pk LIMIT ?",
-                    (RECENT_SIGHTINGS - len(recent),))]
+                    "SELECT id FROM analytics_facts WHERE kind = 'sighting' AND day IS NULL" + where +
+                    " ORDER BY pk LIMIT ?", (*params, RECENT_SIGHTINGS - len(recent)))]
         return FactSummary(objects, counts, tuple(recent))
+
+    def reach_tables(self) -> ReachTables:
+        with self._reading() as conn:
+            classes = {i: decode_class(key) for i, key in conn.execute("SELECT id, key FROM analytics_classes")
+                       if i != ALTERED}
+            reaches = {i: (own, frozenset(orjson.loads(c)))
+                       for i, own, c in conn.execute("SELECT id, own, classes FROM analytics_reaches")}
+            objects = {r: n for r, n in conn.execute(
+                "SELECT reach, sum(n) FROM analytics_reach_object_counts GROUP BY reach")}
+            facts = {r: n for r, n in conn.execute(
+                "SELECT reach, n FROM analytics_reach_counts WHERE field = 'total'")}
+        return ReachTables(classes, reaches, objects, facts)
+
+    def kept_view(self, view: str, reaches: Collection[int]) -> Kept:
+        with self._reading() as conn:
+            return sqlite_views.kept(conn, view, reaches)
+
+    def keep_view(self, view: str, clock: int, facts: Sequence[tuple[int, str, int, Fact | None]],
+                  objects: Sequence[tuple[int, int, str, str, bool]]) -> None:
+        if self._writer is None:
+            return
+        with self._writing() as conn:
+            sqlite_views.keep(conn, view, clock, facts, objects)
+
+    def kept_facts(self, view: str) -> dict[str, Fact | None]:
+        with self._reading() as conn:
+            return sqlite_views.kept_facts(conn, view)
+
+    def fact_neighbourhood(self, object_ids: Sequence[str]) -> list[tuple[StoredVersion, int]]:
+        with self._reading() as conn:
+            ordered = _neighbourhood(conn, set(object_ids), _actor_graph(conn))
+            reach: dict[int, int] = {}
+            for chunk in _chunks([pk for pk, _ in ordered]):
+                reach.update(conn.execute("SELECT pk, reach FROM analytics_object_reach"
+                                          " WHERE pk IN (SELECT value FROM json_each(?))", (_json_list(chunk),)))
+        return [(v, reach.get(pk, -1)) for pk, v in ordered]
 
     def fact_actors(self) -> tuple[ActorIndex, dict[str, tuple[str, ...]]]:
         with self._reading() as conn:
@@ -410,9 +589,11 @@ def _actor_graph(conn: sqlite3.Connection) -> list[tuple[int, StoredVersion]]:
     return actors + edges + _latest(conn, targets)
 
 
-def _actor_rows(graph: list[StoredVersion]) -> dict[str, ActorRow]:
-    base = build_facts(graph)
-    return {actor_id: (canonical, base.actors.aliases.get(canonical, ()), base.actor_sponsors.get(canonical, ()))
+def _actor_rows(graph: list[StoredVersion], seen: _Visibility) -> dict[str, ActorRow]:
+    base = build_facts(graph, reach=seen.reach())
+    empty: frozenset[int] = frozenset()
+    return {actor_id: (canonical, base.actors.aliases.get(canonical, ()), base.actor_sponsors.get(canonical, ()),
+                       seen.numbering.of_reach(seen.placed[actor_id].own, base.actor_reach.get(canonical, empty)))
             for actor_id, canonical in base.actors.canonical_by_id.items()}
 
 
@@ -468,11 +649,26 @@ def _referrers(conn: sqlite3.Connection, frontier: set[str]) -> set[str]:
     return dirty
 
 
-def _recompute(conn: sqlite3.Connection, dirty: set[str],
-               actor_graph: list[tuple[int, StoredVersion]]) -> list[tuple[int, Fact]]:
-    """The facts of `dirty`, by `build_facts` over their neighbourhood and the actor graph."""
+def _recompute(conn: sqlite3.Connection, dirty: set[str], actor_graph: list[tuple[int, StoredVersion]],
+               seen: _Visibility, reaches: dict[int, int]) -> list[tuple[int, Fact]]:
+    """The facts of `dirty`, by `build_facts` over their neighbourhood and the actor graph; their
+    reach ids go to `reaches` (by fact pk)."""
     if not dirty:
         return []
+    ordered = _neighbourhood(conn, dirty, actor_graph)
+    pk_of = {v.id: pk for pk, v in ordered}
+    seen.place(conn, pk_of)
+    base = build_facts((v for _, v in ordered), reach=seen.reach())
+    out = [(pk_of[f.id], f) for facts in base.facts.values() for f in facts if f.id in dirty]
+    for pk, fact in out:
+        reaches[pk] = seen.numbering.of_reach(seen.placed[fact.id].own, base.reach[fact.id])
+    return out
+
+
+def _neighbourhood(conn: sqlite3.Connection, dirty: set[str],
+                   actor_graph: list[tuple[int, StoredVersion]]) -> list[tuple[int, StoredVersion]]:
+    """What `build_facts` reads for the facts of `dirty`: their objects, relevant out-edges and targets
+    (transitively through identities, campaigns and indicators), and the actor graph; in pk order."""
     loaded: dict[str, tuple[int, StoredVersion]] = {v.id: (pk, v) for pk, v in actor_graph}
     expanded: set[str] = set()
     level = sorted(dirty)
@@ -491,7 +687,4 @@ def _recompute(conn: sqlite3.Connection, dirty: set[str],
             following.update(_targets(v))
         level = sorted(following - expanded)
         first = False
-    ordered = sorted(loaded.values(), key=lambda pair: pair[0])
-    pk_of = {v.id: pk for pk, v in ordered}
-    base = build_facts(v for _, v in ordered)
-    return [(pk_of[f.id], f) for facts in base.facts.values() for f in facts if f.id in dirty]
+    return sorted(loaded.values(), key=lambda pair: pair[0])
