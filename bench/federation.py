@@ -29,6 +29,7 @@ CPU: the CPU seconds (user + system) of all node processes of a run, read from
 since the machine is shared.
 
     .venv/bin/python bench/federation.py [--scale 100000] [--nodes 10] [--topologies line,hub] [--skip-naive]
+                                         [--progress SECONDS]
 """
 
 from __future__ import annotations
@@ -100,11 +101,24 @@ def seed(mesh: Mesh, objects: list[dict[str, Any]]) -> None:
         t.join()
 
 
-def wait_converged(mesh: Mesh, target: int, timeout: float) -> float | None:
+def wait_converged(mesh: Mesh, target: int, timeout: float, progress: float = 0.0) -> float | None:
+    """Seconds until every node holds `target` objects; None after `timeout`. With `progress`,
+    every that many seconds a line: how much of the work is done, and how many cores the
+    nodes and the whole machine kept busy since the last line (the shape of a run: ramp,
+    plateau, tail; and whether the nodes wait, or other work holds the cores)."""
     start = time.monotonic()
+    last_at, last_cpu, last_busy = start, node_cpu_seconds(mesh), machine_busy_seconds()
     while time.monotonic() - start < timeout:
-        if all(count(node) >= target for node in mesh.nodes.values()):
+        counts = [count(node) for node in mesh.nodes.values()]
+        if all(n >= target for n in counts):
             return time.monotonic() - start
+        now = time.monotonic()
+        if progress and now - last_at >= progress:
+            cpu, busy = node_cpu_seconds(mesh), machine_busy_seconds()
+            print(f"  {now - start:6.1f} s: {sum(counts) / (target * len(counts)):6.1%} held, nodes busy "
+                  f"{(cpu - last_cpu) / (now - last_at):.2f} cores, the machine {(busy - last_busy) / (now - last_at):.2f}"
+                  f" of {os.cpu_count()}", flush=True)
+            last_at, last_cpu, last_busy = now, cpu, busy
         time.sleep(0.25)
     return None
 
@@ -122,6 +136,13 @@ def node_cpu_seconds(mesh: Mesh) -> float:
             continue
         total += (int(fields[11]) + int(fields[12])) / ticks
     return total
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy (every process, every core), from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def loop_bytes(mesh: Mesh) -> int:
@@ -142,7 +163,7 @@ def loop_totals(mesh: Mesh) -> dict[str, int]:
 
 
 def run_threatmesh(base: Path, shape: str, names: list[str], objects: list[dict[str, Any]],
-                   timeout: float) -> dict[str, Any]:
+                   timeout: float, progress: float = 0.0) -> dict[str, Any]:
     mesh = Mesh(base / f"tm-{shape}", names, topology(shape, names), {})
     try:
         mesh.start()
@@ -151,7 +172,7 @@ def run_threatmesh(base: Path, shape: str, names: list[str], objects: list[dict[
         seed(mesh, objects)
         seeded = time.monotonic() - started
         # Each node also holds its own identity, which (unmarked: AMBER by default) stays home.
-        waited = wait_converged(mesh, len(objects) + 1, timeout)
+        waited = wait_converged(mesh, len(objects) + 1, timeout, progress)
         # A round's bytes are recorded when the round ends, which can be just after the last
         # object landed: let the rounds finish before counting.
         time.sleep(5)
@@ -246,6 +267,8 @@ def main() -> None:
     parser.add_argument("--topologies", default="line,hub")
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--timeout", type=float, default=600.0, help="give up on convergence after this long")
+    parser.add_argument("--progress", type=float, default=0.0, metavar="SECONDS",
+                        help="while threatmesh converges, print progress and the cores its nodes use this often")
     args = parser.parse_args()
 
     names = [f"n{i}" for i in range(args.nodes)]
@@ -258,7 +281,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tm-bench-fed-") as tmp:
         base = Path(tmp)
         for shape in args.topologies.split(","):
-            ours = run_threatmesh(base, shape, names, objects, args.timeout)
+            ours = run_threatmesh(base, shape, names, objects, args.timeout, args.progress)
             converged = "DID NOT CONVERGE" if ours["seconds"] is None else f"{ours['seconds']:.1f} s"
             line = (f"{shape:5} threatmesh: converged in {converged} (seeding {ours['seed_seconds']:.1f} s of it), "
                     f"{ours['bytes'] / 1e6:.1f} MB on the wire = {ours['bytes'] / must_move:.2f}x what had to move; "

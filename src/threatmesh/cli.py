@@ -482,11 +482,27 @@ def serve(
         # Peers sync in the background while the node serves, and stop with it.
         sync_loop = None if no_sync else start_sync_loop(node)
         try:
+            app = create_app(settings, node.store)
+            _tune_collector()
             # TLS 1.2+ only, AEAD suites with forward secrecy, no 0-RTT: see threatmesh.web.tls.
-            run_server(create_app(settings, node.store), host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)
+            run_server(app, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)
         finally:
             if sync_loop is not None:
                 sync_loop.stop()
+
+
+def _tune_collector() -> None:
+    """Spare a long-running server most of the cyclic garbage collector's work.
+
+    What start-up built (modules, settings, the app) lives as long as the process:
+    frozen, it is no longer scanned by every full collection. A higher first
+    threshold lets the many short-lived objects of a large push or page be freed
+    by reference counting before a collection looks at them. Together about a
+    quarter less CPU per object received (bench/federation_profile.py)."""
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 def _is_loopback(host: str, ipaddress: Any) -> bool:

@@ -360,3 +360,28 @@ def test_a_push_asks_for_a_status_without_the_list_of_successes(pair: Pair) -> N
     plain = requests.post(f"{url}collections/{pair.a.default_collection.id}/objects/", data=body, timeout=30,
                           headers=headers).json()
     assert len(plain["successes"]) == 3
+
+
+def test_the_loop_forwards_a_new_version_at_once_not_at_its_next_poll(pair: Pair) -> None:
+    """The loop's watcher wakes the workers as soon as the store's newest date_added moves: with
+    workers that would look again only after a minute, a version stored after the first round
+    still reaches the peer within seconds (in a line of peers that wait is paid at every hop)."""
+    import time
+
+    from threatmesh.federation.loop import LoopTiming, SyncLoop
+
+    timing = LoopTiming(watch=0.05, poll=60.0, pull_every=600.0, pull_every_signed=600.0)
+    loop = SyncLoop(context_for(pair.a), timing).start()
+    try:
+        deadline = time.monotonic() + 20
+        while not pair.a.store.get_sync_state("b").last_attempt and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pair.a.store.get_sync_state("b").last_attempt, "the first round did not happen"
+        late = indicator("woken-by-the-watcher", "clear")
+        pair.seed(pair.a, [late])
+        stored = time.monotonic()
+        while late["id"] not in pair.held(pair.b) and time.monotonic() - stored < 10:
+            time.sleep(0.05)
+        assert late["id"] in pair.held(pair.b), "not pushed within 10 s of being stored"
+    finally:
+        loop.stop()

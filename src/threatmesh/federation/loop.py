@@ -1,8 +1,12 @@
 """The background sync that `threatmesh serve` runs, near real time.
 
 One worker thread per peer, so a slow or unreachable peer delays nobody
-else. A worker polls the store's newest date_added (one cheap read) every
-`poll` seconds and pushes as soon as it moves; it pulls at once, then every
+else. One watcher thread reads the store's newest date_added (one cheap read)
+every `watch` seconds and wakes the workers when it moves, so that a version
+stored here (received from a peer, or ingested) is forwarded within tens of
+milliseconds: in a line of peers that delay is paid at every hop. A worker
+also looks for itself every `poll` seconds. It pushes as soon as the newest
+date_added moves; it pulls at once, then every
 `pull_every` seconds (less often from threatmesh peers, which push: see
 `LoopTiming`). A failed round is retried after a backoff that doubles up to
 `max_backoff`, and the next round resumes from the persisted cursors. A
@@ -26,7 +30,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class LoopTiming:
-    poll: float = 0.5  # seconds between checks for new local objects
+    watch: float = 0.05  # seconds between the watcher's checks for new local objects
+    poll: float = 0.5  # seconds a worker waits at most before looking again by itself
     # Seconds between pulls from each peer (the first one is at once). Pushes carry new
     # objects in near real time; pulls catch up after an outage and serve peers that do
     # not push (third-party servers). A pull racing a push fetches versions twice, so a
@@ -54,12 +59,14 @@ class _Worker:
         self.peer = peer
         self.timing = timing
         self.stopping = threading.Event()
+        self.wakeup = threading.Event()  # set by the watcher when new local objects are there
         self.global_stop = stopping
         self.pulls = 0  # pulls done or skipped since the worker started
         self.thread = threading.Thread(target=self.run, name=f"sync-{peer.name}", daemon=True)
 
     def stop(self) -> None:
         self.stopping.set()
+        self.wakeup.set()
 
     def _stopped(self) -> bool:
         return self.stopping.is_set() or self.global_stop.is_set()
@@ -83,6 +90,8 @@ class _Worker:
         failures = 0
         try:
             while not self._stopped():
+                # Cleared before reading: a wake-up after the read is not lost, it ends the wait below.
+                self.wakeup.clear()
                 now = time.monotonic()
                 newest = self.ctx.store.last_date_added()
                 due_push = newest != pushed_through
@@ -104,7 +113,7 @@ class _Worker:
                         if due_pull:
                             next_pull = time.monotonic() + self._pull_interval()
                     continue  # objects may have arrived meanwhile: look again at once
-                self.stopping.wait(self.timing.poll)
+                self.wakeup.wait(self.timing.poll)
         except Exception:  # a worker that dies silently would stop sharing unnoticed
             log.exception("sync worker for %s stopped", self.peer.name)
         finally:
@@ -120,9 +129,11 @@ class SyncLoop:
         self._stop = threading.Event()
         self._workers: dict[str, _Worker] = {}
         self._supervisor = threading.Thread(target=self._supervise, name="sync-supervisor", daemon=True)
+        self._watcher = threading.Thread(target=self._watch, name="sync-watcher", daemon=True)
 
     def start(self) -> "SyncLoop":
         self._supervisor.start()
+        self._watcher.start()
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -132,10 +143,24 @@ class SyncLoop:
         deadline = time.monotonic() + timeout
         self._stop.set()
         self._supervisor.join(timeout)
+        self._watcher.join(max(0.0, deadline - time.monotonic()))
         for worker in list(self._workers.values()):
             worker.stop()
         for worker in list(self._workers.values()):
             worker.thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _watch(self) -> None:
+        seen = -1
+        while not self._stop.wait(self.timing.watch):
+            try:
+                newest = self.ctx.store.last_date_added()
+            except Exception:  # the workers' own polls carry on; the next check may succeed
+                log.debug("cannot read the newest date_added", exc_info=True)
+                continue
+            if newest != seen:
+                seen = newest
+                for worker in list(self._workers.values()):
+                    worker.wakeup.set()
 
     def _supervise(self) -> None:
         while not self._stop.is_set():
