@@ -50,6 +50,7 @@ from threatmesh.match.protocol import ROLE_URL, LogEvent
 _HEADER_LINES = 8
 CHUNK_BYTES = 16 << 20
 WORKERS = 2
+QUEUED_CHUNKS = 3
 # Name suffix lengths tested: each indicator name is tested on the longest one it reaches.
 _TAILS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20)
 
@@ -477,8 +478,9 @@ def _scan_file(path: str, meta: dict[str, Any], index: IndicatorIndex, report: R
         pending: list[Future[_Chunk]] = []
         chunks = _chunks(path, meta["skip_bytes"])
         while True:
-            # Two chunks in work and one read ahead: both cores busy, memory bounded.
-            while len(pending) <= WORKERS:
+            # Two chunks in work and a few queued: both cores stay busy while this thread writes
+            # sightings, and memory stays bounded (a chunk and its columns: about 40 MB).
+            while len(pending) < WORKERS + QUEUED_CHUNKS:
                 nxt = next(chunks, None)
                 if nxt is None:
                     break
