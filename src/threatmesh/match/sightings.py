@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from functools import lru_cache
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable
@@ -50,6 +51,7 @@ def source_key(label: str, first_lines: Iterable[str]) -> str:
     return h.hexdigest()[:24]
 
 
+@lru_cache(maxsize=1 << 16)  # a flush asks twice per indicator (bulk read, then the update)
 def sighting_id(identity_id: str, indicator_id: str) -> str:
     return f"sighting--{uuid.uuid5(SIGHTING_NAMESPACE, f'{identity_id}|{indicator_id}')}"
 
@@ -171,18 +173,19 @@ class SightingRecorder:
         if raw is not None:
             # A new version needs a later `modified` than the one stored (STIX 2.1 §3.6).
             modified_us = max(now, timestamp_to_micros(old["modified"]) + 1000)
-        created = old.get("created", _stamp(now))
+        now_stamp = _stamp(now)
+        created = old["created"] if "created" in old else now_stamp
         sighting: dict[str, Any] = {
             "type": "sighting",
             "spec_version": "2.1",
             "id": sid,
             "created": created,
-            "modified": _stamp(modified_us),
+            "modified": now_stamp if modified_us == now else _stamp(modified_us),
             "created_by_ref": self.identity_id,
             "sighting_of_ref": indicator_id,
             "count": count,
-            "first_seen": _stamp(first),
-            "last_seen": _stamp(last),
+            "first_seen": (first_seen := _stamp(first)),
+            "last_seen": first_seen if last == first else _stamp(last),
             "where_sighted_refs": [self.identity_id],
         }
         objects: list[Any] = []
