@@ -76,19 +76,20 @@ class FactSummary:
             if name in FIELDS and n:
                 self.by_field.setdefault((kind, name), []).append((value, n))
 
-    @property
-    def by_type(self) -> dict[str, int]:
+    def _objects_by(self, position: int) -> dict[str, int]:
+        """The object counts summed by one part of their (type, TLP) key."""
         out: Counter[str] = Counter()
-        for (stix_type, _), n in self.objects.items():
-            out[stix_type] += n
+        for key, n in self.objects.items():
+            out[key[position]] += n
         return {k: v for k, v in out.items() if v}
 
     @property
+    def by_type(self) -> dict[str, int]:
+        return self._objects_by(0)
+
+    @property
     def by_tlp(self) -> dict[str, int]:
-        out: Counter[str] = Counter()
-        for (_, tlp), n in self.objects.items():
-            out[tlp] += n
-        return {k: v for k, v in out.items() if v}
+        return self._objects_by(1)
 
     def total(self, kind: str) -> int:
         return self.counts.get((KINDS.get(kind, kind), TOTAL, ""), 0)

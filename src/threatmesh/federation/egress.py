@@ -1,10 +1,9 @@
 """The one door by which sync sends objects to a peer.
 
 Everything pushed goes through `outgoing`, which is the node's one egress path
-(`share.outbound.Outbound`, as `prepare_outgoing` runs it: the per-version
-policy, the reference-leak rules and redaction), reshaped for the sync: the
-bytes to send, the (id, version) of each stored version among them, and what
-was withheld by which rule.
+(`share.outbound.prepare_outgoing`: the per-version policy, the reference-leak
+rules and redaction), reshaped for the sync: the bytes to send, the (id,
+version) of each stored version among them, and what was withheld by which rule.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from threatmesh.share.outbound import EgressCache, Outbound
+from threatmesh.share.outbound import EgressCache, prepare_outgoing
 from threatmesh.share.policy import Recipient
 from threatmesh.store.protocol import PageRow, Store
 
@@ -33,8 +32,7 @@ def outgoing(store: Store, versions: Sequence[PageRow], recipient: Recipient, *,
     """What of `versions` may go to `recipient`, and in what form (`cache`: outcomes shared
     between the node's peers of one policy class, see `share.outbound.EgressCache`)."""
     options = {} if redaction is None else {"redaction": redaction}
-    # Outbound.prepare is what prepare_outgoing runs, for the light rows a push reads.
-    batch = Outbound(store, recipient, default_tlp=default_tlp, cache=cache, **options).prepare(list(versions))
+    batch = prepare_outgoing(store, list(versions), recipient, default_tlp=default_tlp, cache=cache, **options)
     return Outgoing(
         objects=[item.json for item in batch.items] + list(batch.extra),
         versions=[(item.id, item.version) for item in batch.items],

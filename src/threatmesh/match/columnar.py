@@ -219,7 +219,7 @@ _UNUSUAL_SHARE = 0.02
 _UNUSUAL_DIGEST = r"[A-F]"
 
 
-def _fold_names(column: pl.Series, unusual_pattern: str = _UNUSUAL_NAME) -> tuple[pl.Series, np.ndarray]:
+def _fold(column: pl.Series, unusual_pattern: str = _UNUSUAL_NAME) -> tuple[pl.Series, np.ndarray]:
     """A name column as the prefilters compare it, and the rows they cannot judge.
 
     Most names in logs are already lower-case ASCII: they are hashed as they are,
@@ -236,7 +236,7 @@ def _fold_names(column: pl.Series, unusual_pattern: str = _UNUSUAL_NAME) -> tupl
 
 def _name_rows(names: pl.Series, unusual: np.ndarray, pre: Prefilter) -> Iterator[np.ndarray]:
     """Rows a name can hit on: those whose last n characters are some indicator name's, and the
-    unusual ones (see `_fold_names`)."""
+    unusual ones (see `_fold`)."""
     for n, tails in pre.tails.items():
         yield tails.candidates(names.str.tail(n))
     yield unusual
@@ -328,12 +328,12 @@ def _scan(path: str, start: int, end: int, spec: _Spec) -> _Chunk:
         if role == ROLE_IP_OR_DOMAIN or group == GROUP_IP:
             found.extend((GROUP_IP, rows) for rows in _ip_rows(column, pre))
         if (role == ROLE_IP_OR_DOMAIN or group == GROUP_DOMAIN) and pre.tails:
-            names, unusual = _fold_names(column)
+            names, unusual = _fold(column)
             if rows_of is None:
                 folded_columns[name] = names, unusual
             found.extend((GROUP_DOMAIN, rows) for rows in _name_rows(names, unusual, pre))
         if group == GROUP_HASH and pre.hashes is not None:
-            digests, unusual = _fold_names(column, _UNUSUAL_DIGEST)
+            digests, unusual = _fold(column, _UNUSUAL_DIGEST)
             found.append((GROUP_HASH, pre.hashes.candidates(digests)))
             found.append((GROUP_HASH, unusual))
         if group == GROUP_EMAIL and pre.emails:
@@ -343,7 +343,7 @@ def _scan(path: str, start: int, end: int, spec: _Spec) -> _Chunk:
         for hit_group, rows in found:
             mark(hit_group, rows if rows_of is None else rows_of[rows])
     if spec.http and pre.url_hosts is not None and "host" in df.columns and "uri" in spec.names:
-        hosts, unusual = folded_columns.get("host") or _fold_names(df["host"])
+        hosts, unusual = folded_columns.get("host") or _fold(df["host"])
         mark(GROUP_URL, pre.url_hosts.candidates(hosts))
         mark(GROUP_URL, unusual)  # with a port, upper case, non-ASCII: the exact matcher decides
     if not masks:

@@ -12,7 +12,7 @@ import ipaddress
 import re
 
 from threatmesh.match.protocol import HASH_ROLES, ROLE_DOMAIN, ROLE_DST_IP, ROLE_EMAIL, ROLE_IP, ROLE_SRC_IP, ROLE_URL
-from threatmesh.stix.observables import normalize
+from threatmesh.stix.observables import is_canonical_ipv4, normalize
 
 # Index groups: which table a kind is looked up in.
 GROUP_IP = "ip"
@@ -69,12 +69,7 @@ def kind_group(kind: str) -> str | None:
 def value_key(group: str, value: str) -> str:
     """The key of a raw log value in its group; ValueError when it is not such a value."""
     if group == GROUP_IP:
-        if value.isascii() and value.count(".") == 3 and "/" not in value and value.replace(".", "").isdigit():
-            # Zeek's spelling is canonical; still reject '999.1.1.1' and leading zeros, as `ipaddress` does.
-            a, b, c, d = (int(p) if p else 256 for p in value.split("."))
-            if a <= 255 and b <= 255 and c <= 255 and d <= 255 and f"{a}.{b}.{c}.{d}" == value:
-                return value
-            ipaddress.IPv4Address(value)  # raises the error with its reason
+        if is_canonical_ipv4(value):  # Zeek's spelling: the common case, without `ipaddress`
             return value
         return ipaddress.ip_address(value.strip("[]").split("%", 1)[0]).compressed
     if group == GROUP_DOMAIN:

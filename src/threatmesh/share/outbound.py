@@ -344,14 +344,15 @@ def added_version(raw: bytes, date_added: int = 0) -> StoredVersion:
 
 def prepare_outgoing(
     store: Store,
-    versions: Iterable[StoredVersion],
+    versions: Iterable[V],
     recipient: Recipient,
     *,
     default_tlp: str,
     redaction: RedactionSettings = RedactionSettings(),
     cache: EgressCache | None = None,
-) -> OutgoingBatch:
-    """What of `versions` may go to `recipient`, redacted where needed (one call, one batch)."""
+) -> OutgoingBatch[V]:
+    """What of `versions` (StoredVersions or PageRows) may go to `recipient`, redacted where
+    needed (one call, one batch)."""
     return Outbound(store, recipient, default_tlp=default_tlp, redaction=redaction, cache=cache).prepare(versions)
 
 

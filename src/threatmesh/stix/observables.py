@@ -63,8 +63,13 @@ _CANONICAL_IPV4_RE = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0
                                 r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\Z")
 
 
+def is_canonical_ipv4(value: str) -> bool:
+    """Whether `value` is an IPv4 address spelled as `ipaddress` would write it (Zeek's spelling)."""
+    return _CANONICAL_IPV4_RE.match(value) is not None
+
+
 def _ip(value: str, version: int) -> str:
-    if version == 4 and _CANONICAL_IPV4_RE.match(value):
+    if version == 4 and is_canonical_ipv4(value):
         return value
     try:
         iface = ipaddress.ip_interface(value.strip())

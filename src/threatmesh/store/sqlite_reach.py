@@ -16,29 +16,19 @@ from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 
 from threatmesh.analytics.visibility import ALTERED, ClassKey, class_key
 from threatmesh.share.policy import SHARING_GROUP_TAG
+from threatmesh.store.sqlite_rows import chunks, json_list
 
-_CHUNK = 400
 _GROUP_LOW = f"marking-definition--{SHARING_GROUP_TAG}-"
 _GROUP_HIGH = f"marking-definition--{SHARING_GROUP_TAG}."  # '.' sorts right after '-'
 
 ReachKey = tuple[int, frozenset[int]]  # (own class, classes of it and of its held ref targets)
-
-
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def _json(values: Any) -> str:
-    return orjson.dumps(list(values)).decode()
 
 
 def encode_class(key: ClassKey) -> str:
@@ -81,7 +71,7 @@ class Numbering:
         found = self.reaches.get(key)
         if found is None:
             found = self.reaches[key] = max(self.reaches.values(), default=0) + 1
-            self.new_reaches.append((found, own, _json(sorted(classes))))
+            self.new_reaches.append((found, own, json_list(sorted(classes))))
         return found
 
     def write(self, conn: sqlite3.Connection) -> None:
@@ -108,9 +98,9 @@ def group_markings(conn: sqlite3.Connection, pks: Sequence[int] | None = None) -
         for pk, marking in conn.execute(sql, (_GROUP_LOW, _GROUP_HIGH)):
             found[pk].append(marking)
         return found
-    for chunk in _chunks(list(pks)):
+    for chunk in chunks(list(pks)):
         for pk, marking in conn.execute(sql + " AND pk IN (SELECT value FROM json_each(?))",
-                                        (_GROUP_LOW, _GROUP_HIGH, _json(chunk))):
+                                        (_GROUP_LOW, _GROUP_HIGH, json_list(chunk))):
             found[pk].append(marking)
     return found
 
@@ -135,9 +125,9 @@ class ClassMemo:
 def classes_of(conn: sqlite3.Connection, ids: Sequence[str], memo: ClassMemo) -> dict[str, tuple[int, str, str, int]]:
     """Latest version of each id: (pk, type, TLP or 'unmarked', class id)."""
     rows: list[tuple[int, str, str, str | None, str]] = []
-    for chunk in _chunks(list(dict.fromkeys(ids))):
+    for chunk in chunks(list(dict.fromkeys(ids))):
         rows.extend(conn.execute("SELECT pk, id, type, tlp, source FROM objects WHERE is_latest = 1"
-                                 " AND id IN (SELECT value FROM json_each(?))", (_json(chunk),)))
+                                 " AND id IN (SELECT value FROM json_each(?))", (json_list(chunk),)))
     groups = group_markings(conn, [r[0] for r in rows])
     return {object_id: (pk, kind, tlp or "unmarked", memo(object_id, tlp, source, groups.get(pk)))
             for pk, object_id, kind, tlp, source in rows}
@@ -148,9 +138,9 @@ def placed_of(conn: sqlite3.Connection, ids: Sequence[str], memo: ClassMemo) -> 
     own = classes_of(conn, ids, memo)
     targets: dict[int, set[str]] = defaultdict(set)
     pks = [row[0] for row in own.values()]
-    for chunk in _chunks(pks):
+    for chunk in chunks(pks):
         for pk, target in conn.execute("SELECT pk, target FROM refs WHERE pk IN (SELECT value FROM json_each(?))"
-                                       " AND path <> 'created_by_ref'", (_json(chunk),)):
+                                       " AND path <> 'created_by_ref'", (json_list(chunk),)):
             targets[pk].add(target)
     target_classes = classes_of(conn, sorted({t for ts in targets.values() for t in ts}), memo)
     out: dict[str, Placed] = {}
@@ -185,10 +175,10 @@ def all_placed(conn: sqlite3.Connection, memo: ClassMemo) -> tuple[dict[str, int
 def referrers(conn: sqlite3.Connection, ids: Sequence[str]) -> list[tuple[int, str, str]]:
     """(pk, id, type) of latest versions that refer to any of `ids`: their reach moves with them."""
     found: dict[int, tuple[int, str, str]] = {}
-    for chunk in _chunks(list(ids)):
+    for chunk in chunks(list(ids)):
         for row in conn.execute(
             "SELECT o.pk, o.id, o.type FROM refs r JOIN objects o ON o.pk = r.pk"
             " WHERE r.target IN (SELECT value FROM json_each(?)) AND o.is_latest = 1 AND r.path <> 'created_by_ref'",
-            (_json(chunk),)):
+            (json_list(chunk),)):
             found[row[0]] = row
     return list(found.values())
