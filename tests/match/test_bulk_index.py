@@ -220,7 +220,7 @@ def test_hashed_keys_are_exact_and_their_prefilter_misses_nothing() -> None:
 
 def test_name_prefilter_passes_every_name_under_an_indicator(store: SQLiteStore) -> None:
     index = load_index(store)
-    pre = prefilter(index)
+    pre = prefilter(index).result()
     assert set(pre.tails) <= set(_TAILS)
     names = pl.Series(["a.deep.evil.example", "evil.example", "x.or.example", "new-version.example",
                        "unrelated.example", "example"], dtype=pl.String)

@@ -107,6 +107,18 @@ def test_same_hits_with_urls_subdomains_sets_and_broken_lines(tmp_path: Path) ->
     assert by_line[12].value == "cdn.deep.evil.example"
 
 
+def _both_readers(log: Path, index: Any) -> tuple[list[Any], set[tuple[int, str]], int, ReadReport, ReadReport]:
+    """The columnar matcher's hits of a log, held equal to the line reader's (returned too, as
+    (line, indicator id)), the lines read and both readers' reports."""
+    read = ReadReport()
+    line_hits = {(h.event.line, h.indicator_id) for h in Matcher(index, now=0).match(
+        read_logs([str(log)], "zeek", read))}
+    report = ReadReport()
+    hits, lines, _ = match_zeek_file(str(log), index, report, now=0)
+    assert {(h.event.line, h.indicator_id) for h in hits} == line_hits
+    return hits, line_hits, lines, report, read
+
+
 DIGEST = "0123456789abcdef0123456789abcdef"
 
 
@@ -147,14 +159,31 @@ def test_same_hits_on_unusual_names_across_small_chunks(tmp_path: Path, monkeypa
         *(_ind(10 + i, f"[url:value = 'http://c2.bad.test{port}/p{i}']") for i in range(0, 1500, 7)
           for port in ("", ":8080")),
     ])
-    read = ReadReport()
-    line_hits = {(h.event.line, h.indicator_id) for h in Matcher(index, now=0).match(
-        read_logs([str(log)], "zeek", read))}
-    report = ReadReport()
-    hits, lines, _ = match_zeek_file(str(log), index, report, now=0)
-    assert {(h.event.line, h.indicator_id) for h in hits} == line_hits
+    hits, line_hits, lines, report, read = _both_readers(log, index)
     assert len(line_hits) > 300
     assert report.bad == read.bad > 0 and lines == read.lines
+
+
+def test_same_hits_when_fields_are_not_utf8(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk is read as strict UTF-8 first; a broken byte in a field read makes it (and the
+    chunks after it) read leniently, a broken byte in a field not read changes nothing."""
+    import threatmesh.match.columnar as columnar
+
+    monkeypatch.setattr(columnar, "CHUNK_BYTES", 2048)
+    rows = []
+    for i in range(600):
+        host = f"w{i}.evil.example".encode()
+        method = b"G\xc3ET" if i == 150 else b"GET"  # a field no prefilter reads
+        if i in (300, 450):
+            host = b"x\xff" + host  # a field read: lenient from here on
+        rows.append(b"%d.0\t10.0.0.%d\t192.0.2.%d\t%s\t%s\t/p%d\t200\n" % (1700000000 + i, i % 250, i % 250, method, host, i))
+    log = tmp_path / "http.log"
+    log.write_bytes(b"#separator \\x09\n#path\thttp\n#fields\tts\tid.orig_h\tid.resp_h\tmethod\thost\turi\tstatus_code\n"
+                    + b"".join(rows))
+    index = build_index([_ind(1, "[domain-name:value = 'evil.example']"), _ind(2, "[ipv4-addr:value = '192.0.2.7']")])
+    hits, line_hits, lines, report, read = _both_readers(log, index)
+    assert {h.event.line for h in hits if h.indicator_id.startswith("indicator--00000001")} == set(range(4, 604))
+    assert report.bad == read.bad == 0 and lines == read.lines == 603
 
 
 def test_url_hosts_of_a_column_equal_url_host_of_each_key() -> None:

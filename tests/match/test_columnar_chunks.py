@@ -103,3 +103,34 @@ def test_sightings_written_between_chunks_count_every_hit_once(tmp_path: Path, s
                 assert stored is not None and orjson.loads(stored.json)["count"] == count, (attempt, ind_id)
     finally:
         node.close()
+
+
+@pytest.mark.parametrize("evidence", [False, True])
+def test_sightings_are_described_for_the_store_as_parse_object_would(tmp_path: Path, small_chunks: None,
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      evidence: bool) -> None:
+    """The recorder describes its own sightings without `parse_object`: every version it wrote
+    (new, then updated between chunks, with evidence refs or without) reads back equal to
+    parse_object's description of the same JSON, refs included."""
+    from threatmesh.match import sightings
+
+    log = tmp_path / "http.log"
+    _log(log)
+    node = init_node(tmp_path / "node", name="t").node
+    written: list[Any] = []
+    real = sightings.own_sighting
+
+    def keep(sighting: dict[str, Any]) -> Any:
+        written.append(real(sighting))
+        return written[-1]
+
+    monkeypatch.setattr(sightings, "own_sighting", keep)
+    try:
+        recorder = SightingRecorder(node.store, node.identity_id, node.default_collection.id, evidence=evidence)
+        run_match([str(log)], build_index(INDICATORS), recorder)
+    finally:
+        node.close()
+    assert len(written) > 3 and any(orjson.loads(o.json)["count"] > 1 for o in written)
+    assert any("observed_data_refs" in o.data for o in written) is evidence
+    for own in written:
+        assert own == parse_object(orjson.loads(own.json)), own.id

@@ -31,6 +31,7 @@ Python work only for the rows that hit or nearly do.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -44,7 +45,8 @@ from threatmesh.logs.source import Line
 from threatmesh.match.engine import Hit, Matcher
 from threatmesh.match.hashed import HashedKeys
 from threatmesh.match.index import IndicatorIndex
-from threatmesh.match.keys import GROUP_DOMAIN, GROUP_EMAIL, GROUP_HASH, GROUP_IP, GROUP_URL, ROLE_GROUP, value_key
+from threatmesh.match.keys import (GROUP_DOMAIN, GROUP_EMAIL, GROUP_HASH, GROUP_IP, GROUP_URL, ROLE_GROUP, url_host,
+                                   value_key)
 from threatmesh.match.protocol import ROLE_URL, LogEvent
 
 _HEADER_LINES = 8
@@ -89,49 +91,99 @@ def _table(index: IndicatorIndex, group: str) -> HashedKeys | None:
 
 def _cidr4_heads(index: IndicatorIndex) -> HashedKeys | None:
     """The first four characters of every dotted quad in a first octet that some IPv4 range touches."""
-    octets: set[int] = set()
+    touched = np.zeros(256, dtype=np.bool_)
     for prefixlen, nets in index.cidr[4].items():
-        for net in nets:
-            first = net >> 24
-            octets.update(range(first, first + (1 << max(0, 8 - prefixlen))))
+        first = np.fromiter(nets, dtype=np.uint64, count=len(nets)) >> np.uint64(24)
+        for offset in range(1 << max(0, 8 - prefixlen)):  # a range shorter than /8 spans several octets
+            touched[np.minimum(first + np.uint64(offset), np.uint64(255)).astype(np.intp)] = True
+    octets = np.flatnonzero(touched).tolist()
     if not octets:
         return None
     heads = {f"{a}.{b}.0.0"[:4] for a in octets for b in range(256)}
     return HashedKeys(sorted(heads))
 
 
-# The host of a URL key, as `keys.url_host` reads it: after the scheme and any user info, up to
-# the port, path, query or fragment; an IPv6 literal with its brackets.
-_URL_HOST = r"^[^:]*://(?:[^/?#]*@)?(\[[^\]/?#]*\]|[^/?#:]*)"
-
-
 def url_hosts(keys: pl.Series) -> pl.Series:
-    """The distinct hosts of URL keys, read in one pass (`keys.url_host` for a whole column)."""
-    return keys.str.extract(_URL_HOST, 1).drop_nulls().unique().sort()
+    """The distinct hosts of URL keys (`keys.url_host` for a whole column).
+
+    Cut with literal splits, as `url_host` cuts them; the few keys whose
+    authority holds user info, a port or an IPv6 literal are read by
+    `url_host` itself.
+    """
+    netloc = keys.str.split_exact("://", 1).struct.field("field_1")
+    for stop in ("/", "?", "#"):
+        netloc = netloc.str.split_exact(stop, 1).struct.field("field_0")
+    frame = pl.DataFrame({"key": keys, "netloc": netloc}).drop_nulls("netloc")
+    special = frame["netloc"].str.contains(r"[@\[:]")
+    hosts = frame.filter(~special)["netloc"]
+    rest: list[str] = []
+    for key, cut in frame.filter(special).iter_rows():
+        try:
+            rest.append(url_host(key))
+        except ValueError:  # '[' without ']': no IPv6 literal, the netloc stands for itself
+            rest.append(cut)
+    return pl.concat([hosts, pl.Series("netloc", rest, dtype=pl.String)]).unique().sort()
 
 
-def prefilter(index: IndicatorIndex) -> Prefilter:
-    """The prefilters of an index, built once and kept on it."""
+def _name_tails(index: IndicatorIndex) -> dict[int, HashedKeys]:
+    names = _keys_of(index, GROUP_DOMAIN)
+    if names is None:
+        return {}
+    # Keys repeat (one name, several indicators): a repeated tail only repeats a hash.
+    frame = pl.DataFrame({"key": names[0]})
+    lengths = frame["key"].str.len_chars().to_numpy()
+    tails = np.asarray(_TAILS)
+    frame = frame.with_columns(pl.Series("n", tails[np.searchsorted(tails, lengths, side="right") - 1]))
+    return {int(n): HashedKeys(part["key"].str.tail(int(n)))  # type: ignore[arg-type]
+            for (n,), part in frame.partition_by("n", as_dict=True).items()}
+
+
+def _url_host_keys(index: IndicatorIndex) -> HashedKeys | None:
+    url_keys = _keys_of(index, GROUP_URL) if index.has_group(GROUP_URL) else None
+    return HashedKeys(url_hosts(url_keys[0])) if url_keys is not None else None
+
+
+def prefilter(index: IndicatorIndex, pool: ThreadPoolExecutor | None = None) -> Future[Prefilter]:
+    """The prefilters of an index, built once and kept on it.
+
+    With a pool, the two parts that take time (name tails, URL hosts: about
+    0.1 s each for a million indicators) are built on both of its threads at
+    once, ahead of the chunks queued after them.
+    """
+    done: Future[Prefilter] = Future()
     cached = getattr(index, "_columnar_prefilter", None)
     if isinstance(cached, Prefilter):
-        return cached
+        done.set_result(cached)
+        return done
+    if pool is None:
+        tails, hosts = _name_tails(index), _url_host_keys(index)
+    else:
+        tails_future, hosts_future = pool.submit(_name_tails, index), pool.submit(_url_host_keys, index)
     pre = Prefilter(ip=_table(index, GROUP_IP), cidr4_heads=_cidr4_heads(index), cidr6=bool(index.cidr[6]),
                     hashes=_table(index, GROUP_HASH), urls=index.has_group(GROUP_URL),
                     emails=index.has_group(GROUP_EMAIL))
-    names = _keys_of(index, GROUP_DOMAIN)
-    if names is not None:
-        frame = pl.DataFrame({"key": names[0].unique()})
-        lengths = frame["key"].str.len_chars().to_numpy()
-        tails = np.asarray(_TAILS)
-        frame = frame.with_columns(pl.Series("n", tails[np.searchsorted(tails, lengths, side="right") - 1]))
-        for (n,), part in frame.partition_by("n", as_dict=True).items():
-            pre.tails[int(n)] = HashedKeys(part["key"].str.tail(int(n)))  # type: ignore[arg-type]
-    if pre.urls:
-        url_keys = _keys_of(index, GROUP_URL)
-        if url_keys is not None:
-            pre.url_hosts = HashedKeys(url_hosts(url_keys[0]))
-    object.__setattr__(index, "_columnar_prefilter", pre)
-    return pre
+
+    finishing = threading.Lock()  # both parts' callbacks may run at once, on two threads
+
+    def finish(_: object = None) -> None:
+        with finishing:
+            if done.done() or (pool is not None and not (tails_future.done() and hosts_future.done())):
+                return
+            try:
+                pre.tails = tails if pool is None else tails_future.result()
+                pre.url_hosts = hosts if pool is None else hosts_future.result()
+            except BaseException as e:  # a worker failed: every chunk waiting on the prefilter sees why
+                done.set_exception(e)
+                return
+            object.__setattr__(index, "_columnar_prefilter", pre)
+            done.set_result(pre)
+
+    if pool is None:
+        finish()
+    else:
+        tails_future.add_done_callback(finish)
+        hosts_future.add_done_callback(finish)
+    return done
 
 
 # -- the header --------------------------------------------------------------------------
@@ -185,6 +237,7 @@ class _Spec:
     # million indicators, which would otherwise delay every chunk).
     prefilters: Future[Prefilter]
     index: IndicatorIndex
+    lossy: bool = False  # a field read was not UTF-8: decode the chunks leniently from then on
 
     @property
     def pre(self) -> Prefilter:
@@ -280,11 +333,21 @@ def _scan(path: str, start: int, end: int, spec: _Spec) -> _Chunk:
     comments = data.startswith(b"#") or bool((octets[ends[ends < len(data) - 1] + 1] == 35).any())
 
     def read(columns: list[str]) -> pl.DataFrame:
-        return pl.read_csv(
-            data, separator=spec.sep, has_header=False, columns=[spec.names.index(n) for n in columns],
-            schema={n: pl.String for n in spec.names}, quote_char=None, truncate_ragged_lines=True,
-            encoding="utf8-lossy", missing_columns="insert", extra_columns="ignore",
-        )
+        def parse(encoding: str) -> pl.DataFrame:
+            return pl.read_csv(
+                data, separator=spec.sep, has_header=False, columns=[spec.names.index(n) for n in columns],
+                schema={n: pl.String for n in spec.names}, quote_char=None, truncate_ragged_lines=True,
+                encoding=encoding, missing_columns="insert", extra_columns="ignore",
+            )
+
+        # Strict UTF-8 checks only the fields read, "lossy" first rewrites the whole chunk (a
+        # third of the read): the chunk that has a broken byte in a field read is read again.
+        if not spec.lossy:
+            try:
+                return parse("utf8")
+            except pl.exceptions.ComputeError:
+                spec.lossy = True  # one such chunk: the file may hold more
+        return parse("utf8-lossy")
 
     df = read([n for n in spec.tested if comments or n != first or n == last or n in spec.roles])
     # An empty line reads as a row of nulls: neither an event nor a broken line. Without the first
@@ -474,7 +537,7 @@ def _scan_file(path: str, meta: dict[str, Any], index: IndicatorIndex, report: R
     report.lines += meta["skip"]
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         spec = _Spec(meta["sep"], meta["set_sep"], meta["unset"], meta["empty"], names, wanted, tested, roles,
-                     sets, http, pool.submit(prefilter, index), index)
+                     sets, http, prefilter(index, pool), index)
         pending: list[Future[_Chunk]] = []
         chunks = _chunks(path, meta["skip_bytes"])
         while True:

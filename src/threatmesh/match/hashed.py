@@ -62,7 +62,7 @@ class HashedKeys:
             return np.empty(0, dtype=np.int64)
         h = hash_column(values)
         top = h >> self._shift
-        rows = np.flatnonzero((self.bitmap[top >> _THREE] >> (top & _SEVEN).astype(np.uint8)) & _ONE)
+        rows = np.flatnonzero((np.take(self.bitmap, top >> _THREE) >> (top & _SEVEN).astype(np.uint8)) & _ONE)
         if not rows.size:
             return rows
         hit = h[rows]

@@ -27,9 +27,10 @@ from typing import Any, Iterable
 import orjson
 
 from threatmesh.match.engine import Hit
+from threatmesh.stix.model import ObjectIndex, StixObject
 from threatmesh.stix.parse import parse_object
 from threatmesh.stix.scoid import deterministic_sco_id
-from threatmesh.stix.timestamps import micros_to_timestamp, timestamp_to_micros
+from threatmesh.stix.timestamps import micros_to_timestamp, normalize_timestamp, timestamp_to_micros
 from threatmesh.store.protocol import Store
 
 # A namespace of threatmesh's own for the ids it derives (sightings, observed-data).
@@ -72,6 +73,24 @@ def _merge(ranges: list[list[int]], start: int, end: int) -> list[list[int]]:
 
 def _inside(ranges: list[list[int]], offset: int) -> bool:
     return any(a <= offset < b for a, b in ranges)
+
+
+def own_sighting(sighting: dict[str, Any]) -> StixObject:
+    """A sighting this module wrote, described for the store as `parse_object` would describe it.
+
+    Every field is this module's own (ids, refs, timestamps it formatted), so
+    none of the checks `parse_object` makes on received objects can fail; they
+    were half the cost of writing a sighting. tests/match/test_columnar_chunks.py
+    holds the two descriptions equal.
+    """
+    refs = [("created_by_ref", sighting["created_by_ref"]), ("sighting_of_ref", sighting["sighting_of_ref"])]
+    refs.extend(("where_sighted_refs", ref) for ref in sighting["where_sighted_refs"])
+    refs.extend(("observed_data_refs", ref) for ref in sighting.get("observed_data_refs", ()))
+    return StixObject(
+        id=sighting["id"], type="sighting", spec_version="2.1", version=normalize_timestamp(sighting["modified"]),
+        data=sighting, json=orjson.dumps(sighting), created_by_ref=sighting["created_by_ref"],
+        index=ObjectIndex(refs=tuple(refs)),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,12 +147,13 @@ class SightingRecorder:
         objects: list[Any] = []
         self.fresh = set()
         now = self.now()
+        now_stamp = _stamp(now)
         latest: dict[str, bytes] | None = None
         bulk_read = getattr(self.store, "latest_json", None)
         if callable(bulk_read) and len(self._pending) > 1:
             latest = bulk_read([sighting_id(self.identity_id, i) for i in self._pending])
         for indicator_id, pending in self._pending.items():
-            update, new_objects = self._update(indicator_id, pending, now, latest)
+            update, new_objects = self._update(indicator_id, pending, now, latest, now_stamp)
             updates.append(update)
             objects.extend(new_objects)
         if objects:
@@ -143,7 +163,7 @@ class SightingRecorder:
         return updates
 
     def _update(self, indicator_id: str, pending: list[tuple[str, Hit]], now: int,
-                latest: dict[str, bytes] | None = None) -> tuple[SightingUpdate, list[Any]]:
+                latest: dict[str, bytes] | None = None, now_stamp: str | None = None) -> tuple[SightingUpdate, list[Any]]:
         """`latest`: the stored JSON of the sightings, read at once (None: read this one now)."""
         sid = sighting_id(self.identity_id, indicator_id)
         if latest is not None:
@@ -173,7 +193,7 @@ class SightingRecorder:
         if raw is not None:
             # A new version needs a later `modified` than the one stored (STIX 2.1 §3.6).
             modified_us = max(now, timestamp_to_micros(old["modified"]) + 1000)
-        now_stamp = _stamp(now)
+        now_stamp = now_stamp or _stamp(now)
         created = old["created"] if "created" in old else now_stamp
         sighting: dict[str, Any] = {
             "type": "sighting",
@@ -198,7 +218,7 @@ class SightingRecorder:
         if evidence_refs:
             sighting["observed_data_refs"] = list(dict.fromkeys(evidence_refs))
         sighting[SCANNED_PROPERTY] = scanned
-        objects.append(parse_object(sighting))
+        objects.append(own_sighting(sighting))
         update = SightingUpdate(indicator_id, sid, len(fresh), len(pending) - len(fresh), count,
                                 sighting["first_seen"], sighting["last_seen"])
         return update, objects
