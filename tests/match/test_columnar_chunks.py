@@ -134,3 +134,16 @@ def test_sightings_are_described_for_the_store_as_parse_object_would(tmp_path: P
     assert any("observed_data_refs" in o.data for o in written) is evidence
     for own in written:
         assert own == parse_object(orjson.loads(own.json)), own.id
+
+
+def test_a_columnar_run_collects_less_often_and_restores_the_collector(tmp_path: Path) -> None:
+    import gc
+
+    log = tmp_path / "http.log"
+    _log(log)
+    before = gc.get_threshold()
+    during: list[tuple[int, ...]] = []
+    report = run_match([str(log)], build_index(INDICATORS), None, on_hit=lambda hit, _new: during.append(gc.get_threshold()))
+    assert report.columnar_files == [str(log)] and len(during) == 8
+    assert all(t[0] >= 50_000 and t[1:] == before[1:] for t in during)
+    assert gc.get_threshold() == before
