@@ -285,7 +285,8 @@ def main() -> None:
             converged = "DID NOT CONVERGE" if ours["seconds"] is None else f"{ours['seconds']:.1f} s"
             line = (f"{shape:5} threatmesh: converged in {converged} (seeding {ours['seed_seconds']:.1f} s of it), "
                     f"{ours['bytes'] / 1e6:.1f} MB on the wire = {ours['bytes'] / must_move:.2f}x what had to move; "
-                    f"nodes' CPU after start-up {ours['cpu']:.0f} s")
+                    f"nodes' CPU after start-up {ours['cpu']:.1f} s "
+                    f"({ours['cpu'] / (len(objects) * (len(names) - 1)) * 1e6:.0f} µs per object per hop)")
             print(line)
             totals = ours["totals"]
             print(f"{shape:5} threatmesh: versions pushed and accepted {totals['sent']:,} (a tree needs "

@@ -195,3 +195,27 @@ def test_the_egress_cache_gives_every_recipient_what_it_would_get_without_it(sto
         assert shape(cached) == shape(plain), recipient.name
     assert len(cache) > 0
     assert all(key[0] != _id("relationship", 6) for key in cache._entries)
+
+
+def test_the_egress_cache_numbers_each_recipient_class_once_even_from_many_threads() -> None:
+    """Keys carry a number per recipient class; two classes sharing one would hand one
+    peer what was decided for another."""
+    import threading
+
+    from threatmesh.share.outbound import EgressCache
+
+    cache = EgressCache()
+    classes = [("peer", "community", (), frozenset(), "amber", n) for n in range(200)]
+    numbers: list[dict[int, int]] = [{} for _ in range(4)]
+
+    def number_all(found: dict[int, int]) -> None:
+        for n, recipient_class in enumerate(classes):
+            found[n] = cache.class_number(recipient_class)
+
+    threads = [threading.Thread(target=number_all, args=(found,)) for found in numbers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(found == numbers[0] for found in numbers)
+    assert len(set(numbers[0].values())) == len(classes)

@@ -96,6 +96,7 @@ def test_the_manifest_costs_about_44_bytes_per_object() -> None:
     assert size < 1000 * 44 + 1000, size
 
 
+_KEY = generate_private_key()
 # Generated JSON values, floats, big integers and non-BMP keys included, so that the fast
 # (orjson) path of canonical_json is checked against the reference implementation.
 _scalars = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**60), max_value=2**60),
@@ -114,6 +115,24 @@ def test_canonical_json_is_rfc8785(value: dict) -> None:
             canonical_json(value)
         return
     assert canonical_json(value) == expected
+    # From JSON text, the output is checked instead of the value walked: the same form.
+    assert canonical_json(orjson.dumps(value)) == expected
+    manifest = sign_batch(_KEY, [orjson.dumps(value)])
+    assert verify_batch(manifest, [value], public_key_text(_KEY)).good == (0,)
+
+
+def test_canonical_json_of_json_text_with_numbers_orjson_writes_differently() -> None:
+    # Floats, exponents and integers past 2**53 must take the reference path.
+    for value in ({"a": 9007199254740993, "b": -1.5e-7}, {"c": [1e21, 0.1]}, {"d": [1, 2.0]},
+                  {"e": -9007199254740993}, {"f": "x:1.5", "g": 1}, {"h": {"i": 100000000000000000}}):
+        text = orjson.dumps(value)
+        try:
+            expected = rfc8785.dumps(orjson.loads(text))
+        except rfc8785.CanonicalizationError:  # integers past 2**53: refused, not written wrong
+            with pytest.raises(rfc8785.CanonicalizationError):
+                canonical_json(text)
+            continue
+        assert canonical_json(text) == expected, value
 
 
 def test_canonical_json_orders_keys_by_utf16_code_units() -> None:

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from threatmesh.errors import Conflict, NotFound
-from threatmesh.store.protocol import Peer, PeerRejection, PeerSyncState, Store
+from threatmesh.store.protocol import Peer, PeerRejection, PeerSyncState, ProvenanceRecord, Store
 
 from .conftest import C1, OpenStore, make_object, ts
 
@@ -82,6 +82,22 @@ def test_what_peers_hold(store: Store) -> None:
     assert store.held_by("east", [(pairs[0][0], ts(999))]) == set()  # another version of a held id
     assert [(p, v) for p, v, _ in store.received_from(pairs[0][0])] == [("east", ts(0))]
     assert store.received_from(pairs[700][0]) == []  # sent to west, not received from it
+
+
+def test_a_provenance_receipt_counts_as_held_and_received(store: Store) -> None:
+    # The sync engine records what a peer sent as a receipt only (no peer_holds row).
+    pairs = [(f"indicator--{i:08d}-0000-4000-8000-000000000000", ts(i)) for i in range(500)]
+    store.record_provenance([ProvenanceRecord(i, v, "east", 100 + n) for n, (i, v) in enumerate(pairs[:450])])
+    store.mark_held("east", pairs[440:460], received=False)  # overlaps the receipts
+    assert store.held_by("east", pairs) == set(pairs[:460])
+    assert store.held_by("west", pairs) == set()
+    assert store.held_by("east", [(pairs[0][0], ts(999))]) == set()  # another version of a held id
+    assert store.received_from(pairs[0][0]) == [("east", ts(0), 100)]
+    assert store.received_from(pairs[455][0]) == []  # accepted from here, not sent by east
+    # Recorded both ways (a store written before receipts stood for holdings): listed once, first time.
+    store.mark_held("west", [pairs[1]], received=True)
+    store.record_provenance([ProvenanceRecord(pairs[1][0], pairs[1][1], "west", 5)])
+    assert store.received_from(pairs[1][0]) == [("west", ts(1), 5), ("east", ts(1), 101)]
 
 
 def test_sync_state_and_rejections(store: Store) -> None:

@@ -5,7 +5,8 @@ storing it: signature manifests are taken out (they describe the batch and
 are not intelligence to keep), and objects whose signature does not verify
 are refused, reported to the peer in the status and kept in the peer's
 rejection log. After storing, `record_push` notes which peer sent which
-version (provenance, and what the peer holds, so it is never sent back).
+version: its provenance receipt, which is also what tells the sync that the
+peer holds that version, so it is never sent back.
 Accounts that are not bound to a peer pass through unchanged.
 """
 
@@ -51,8 +52,9 @@ def record_push(store: Store, push: ScreenedPush, objects: Sequence[StixObject],
     if push.peer is None or push.screened is None or not results:
         return
     now = time.time_ns() // 1000
-    store.mark_held(push.peer.name, [(r.id, r.version) for r in results], received=True)
     store.set_meta(PUSHED_BY_PREFIX + push.peer.name, str(now))
+    # The receipts are also the record that the peer holds these versions (no separate
+    # `mark_held`: see store.sqlite_peers).
     store.record_provenance([
         receipt(push.peer, r.id, r.version, id_version(obj.data)[1], push.screened, now)
         for obj, r in zip(objects, results)

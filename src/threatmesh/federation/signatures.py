@@ -124,21 +124,24 @@ def screen_signed(peer: Peer, raw_objects: Sequence[Any]) -> Screened:
     for bad in verdict.bad:
         object_id, version = bad.id or id_version(objects[bad.index])[0], bad.version
         result.refused.append((object_id, version, f"signature check failed: {bad.reason}"))
+    # Two shared, read-only details (as signed, or flagged derived) rather than one per object.
+    details = [{"signer": verdict.signer, "key_fingerprint": fingerprint, "verified": True, "derived": derived,
+                "path": ()} for derived in (False, True)]
     for index in verdict.good:
         raw = objects[index]
         result.accepted.append(raw)
-        result.verified[id_version(raw)] = {
-            "signer": verdict.signer, "key_fingerprint": fingerprint, "verified": True,
-            "derived": index in verdict.derived, "path": (),
-        }
+        result.verified[id_version(raw)] = details[index in verdict.derived]
     return result
 
 
 def receipt(peer: Peer, object_id: str, version: str, sent_version: str, screened: Screened,
             now: int) -> ProvenanceRecord:
     """The provenance record of one stored version (`version` is the store's key)."""
-    details = screened.verified.get((object_id, sent_version), {})
-    return ProvenanceRecord(object_id=object_id, version=version, peer=peer.name, received=now, **details)
+    details = screened.verified.get((object_id, sent_version))
+    if details is None:
+        return ProvenanceRecord(object_id, version, peer.name, now)
+    return ProvenanceRecord(object_id, version, peer.name, now, details["signer"], details["key_fingerprint"],
+                            details["verified"], details["derived"], details["path"])
 
 
 def record_refusals(store: Store, peer: Peer, screened: Screened) -> None:

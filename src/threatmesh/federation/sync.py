@@ -220,7 +220,7 @@ def _store_received(ctx: SyncContext, peer: Peer, raw_objects: list[dict[str, An
     if not valid:
         return
     results = ctx.store.put_objects(valid, collection_id=ctx.collection_id, source=f"peer:{peer.name}")
-    ctx.store.mark_held(peer.name, [(r.id, r.version) for r in results], received=True)
+    # A receipt also records that the peer holds the version, so it is never sent back.
     ctx.store.record_provenance([
         receipt(peer, r.id, r.version, id_version(obj.data)[1], screened, now) for obj, r in zip(valid, results)
     ])

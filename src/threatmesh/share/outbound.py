@@ -31,6 +31,7 @@ version); sharing the full object later means its author issuing a new version.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Iterable, Mapping, Sequence, TypeVar
 
@@ -121,6 +122,16 @@ class EgressCache:
     def __init__(self, limit: int = 50_000) -> None:
         self.limit = limit
         self._entries: dict[tuple[Any, ...], tuple[bytes | None, tuple[Finding, ...]]] = {}
+        self._classes: dict[tuple[Any, ...], int] = {}
+        self._classes_lock = threading.Lock()
+
+    def class_number(self, recipient_class: tuple[Any, ...]) -> int:
+        """A small number standing for one class of recipient in keys: hashing the class
+        itself (settings dataclasses and all) for every version would cost more than
+        the lookup it keys. Distinct classes get distinct numbers (under a lock: the
+        node's sync workers share the cache, and two classes must never share one)."""
+        with self._classes_lock:
+            return self._classes.setdefault(recipient_class, len(self._classes))
 
     def get(self, key: tuple[Any, ...]) -> tuple[bytes | None, tuple[Finding, ...]] | None:
         return self._entries.get(key)
@@ -153,6 +164,7 @@ class Outbound:
         self.cache = cache
         self._class = (recipient.kind, recipient.role, recipient.cleared_for, recipient.groups, default_tlp,
                        redaction)
+        self._class_number = cache.class_number(self._class) if cache is not None else -1
         self._targets: dict[str, Decision] = {}
         self._sent_identities: set[str] = set()
 
@@ -213,7 +225,7 @@ class Outbound:
     ) -> None:
         key = None
         if self.cache is not None and data is None:
-            key = (version.id, version.version, version.tlp, version.source.startswith("peer:"), self._class)
+            key = (version.id, version.version, version.tlp, version.source.startswith("peer:"), self._class_number)
             hit = self.cache.get(key)
             if hit is not None:
                 self._append(version, hit[0], hit[1], batch)
@@ -226,7 +238,8 @@ class Outbound:
         if not policy.allowed:
             batch.withheld.append(Withheld(version.id, version.version, policy.rule, policy.code))
             return
-        out, modified, refused = self._cut_references(data)
+        refs = _refs(data)
+        out, modified, refused = self._cut_references(data, refs)
         if refused is not None:
             batch.withheld.append(Withheld(version.id, version.version, refused.rule, refused.code))
             return
@@ -243,8 +256,7 @@ class Outbound:
                 out, modified = redacted.data, True
                 findings = redacted.findings
         raw = orjson.dumps(out) if modified else None
-        if key is not None and self.cache is not None and version.type != "sighting" \
-                and next(iter(_refs(data)), None) is None:
+        if key is not None and self.cache is not None and version.type != "sighting" and not refs:
             self.cache.put(key, (raw, findings))
         self._append(version, raw, findings, batch)
 
@@ -261,13 +273,15 @@ class Outbound:
         batch.derived.append(len(batch.items))
         batch.items.append(version._replace(json=raw) if isinstance(version, PageRow) else replace(version, json=raw))
 
-    def _cut_references(self, data: dict[str, Any]) -> tuple[dict[str, Any], bool, Decision | None]:
-        """(object to send, whether it was cut, the refusal when it may not go at all)."""
+    def _cut_references(self, data: dict[str, Any], refs: Sequence[tuple[str, str]]
+                        ) -> tuple[dict[str, Any], bool, Decision | None]:
+        """(object to send, whether it was cut, the refusal when it may not go at all);
+        `refs` are the object's `_refs`, walked once by the caller."""
         containers = CONTAINER_REFS.get(str(data.get("type")), ())
         anonymised = ("where_sighted_refs",) if data.get("type") == "sighting" and self.redaction.anonymise_sightings \
             and self.redaction.enabled else ()
         cut: dict[str, list[str]] = {}
-        for prop, target in _refs(data):
+        for prop, target in refs:
             if prop in anonymised:
                 continue
             verdict = self._target_allowed(target)
@@ -308,22 +322,27 @@ class Outbound:
         return verdict
 
 
-def _refs(data: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, str]]:
-    """(property, target id) for every ref of an object, markings and creator excepted."""
+def _refs(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """(property, target id) for every ref of an object, markings and creator excepted.
+
+    Runs on every version that leaves: most keys hold no ref, and one substring test
+    passes them by."""
+    found: list[tuple[str, str]] = []
     for key, value in data.items():
+        if "_ref" not in key and key != "extensions":
+            continue
         if key in _UNCHECKED:
             continue
         if key.endswith("_ref") and isinstance(value, str):
-            yield prefix + key, value
+            found.append((prefix + key, value))
         elif key.endswith("_refs") and isinstance(value, list):
-            for item in value:
-                if isinstance(item, str):
-                    yield prefix + key, item
+            found.extend((prefix + key, item) for item in value if isinstance(item, str))
         elif key == "extensions" and isinstance(value, Mapping):
             # SCO extensions hold refs too (archive contents, email bodies).
             for ext_name, ext in value.items():
                 if isinstance(ext, Mapping):
-                    yield from _refs(ext, f"{prefix}extensions.{ext_name}.")
+                    found.extend(_refs(ext, f"{prefix}extensions.{ext_name}."))
+    return found
 
 
 def _container_refs(data: Mapping[str, Any]) -> list[str]:

@@ -56,9 +56,10 @@ def _check_id(obj: Mapping[str, Any], obj_type: str, warnings: list[str]) -> str
     prefix, sep, uuid_part = object_id.partition("--")
     if not sep or prefix != obj_type:
         raise _fail(f"`id` {object_id!r} does not start with its type {obj_type!r} and '--'", obj)
-    if not _UUID_RE.match(uuid_part):
-        raise _fail(f"`id` {object_id!r} does not end in a UUID", obj)
+    # The strict form first: nearly every id has it, and it implies the loose one.
     if not _RFC4122_RE.match(uuid_part):
+        if not _UUID_RE.match(uuid_part):
+            raise _fail(f"`id` {object_id!r} does not end in a UUID", obj)
         warnings.append(f"id {object_id!r} is not a lower-case RFC 4122 UUID")
     return object_id
 

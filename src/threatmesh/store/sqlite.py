@@ -1025,18 +1025,28 @@ class _BatchWriter:
         markings: list[tuple[int, str]] = []
         observables: list[tuple[int, str, str]] = []
         texts: list[tuple[int, str]] = []
+        # Every version of every batch passes here: lists of one entry (an indicator's one
+        # marking, one observable) are appended as they are, without a generator and a dedup.
         for v in self.versions.values():
             if v.obj is None:
                 continue
             index = v.obj.index
-            # created_by_ref has its own indexed column on objects; a refs row would repeat it.
-            refs.extend(
-                (v.pk, path, target) for path, target in dict.fromkeys(index.refs) if path != "created_by_ref"
-            )
-            markings.extend((v.pk, m) for m in dict.fromkeys(index.markings))
-            observables.extend((v.pk, kind, value) for kind, value in dict.fromkeys(index.observables))
-            if self.latest[v.id] == v.version and index.text:
-                texts.append((v.pk, "\n".join(text for _, text in index.text)))
+            pk = v.pk
+            if index.refs:
+                # created_by_ref has its own indexed column on objects; a refs row would repeat it.
+                refs.extend(
+                    (pk, path, target) for path, target in dict.fromkeys(index.refs) if path != "created_by_ref"
+                )
+            if len(index.markings) == 1:
+                markings.append((pk, index.markings[0]))
+            elif index.markings:
+                markings.extend((pk, m) for m in dict.fromkeys(index.markings))
+            if len(index.observables) == 1:
+                observables.append((pk, *index.observables[0]))
+            elif index.observables:
+                observables.extend((pk, kind, value) for kind, value in dict.fromkeys(index.observables))
+            if index.text and self.latest[v.id] == v.version:
+                texts.append((pk, "\n".join([text for _, text in index.text])))
         conn.executemany("INSERT INTO refs (pk, path, target) VALUES (?, ?, ?)", refs)
         conn.executemany("INSERT INTO markings (pk, marking_id) VALUES (?, ?)", markings)
         conn.executemany("INSERT INTO observables (pk, kind, value) VALUES (?, ?, ?)", observables)
@@ -1066,7 +1076,13 @@ class _BatchWriter:
 
     def _flush_memberships(self) -> None:
         for object_id in self.touched_members:
-            touched = self.members[object_id].values()
+            group = self.members[object_id]
+            if len(group) == 1:  # most often: the one version of the object in the collection
+                (only,) = group.values()
+                if not (only.is_last and only.is_first):
+                    only.is_last = only.is_first = only.dirty = True
+                continue
+            touched = group.values()
             last = max(m.version for m in touched)
             first = min(m.version for m in touched)
             for m in touched:

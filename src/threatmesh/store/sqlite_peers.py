@@ -130,15 +130,23 @@ class SQLitePeerTables:
 
     # -- what peers hold ---------------------------------------------------------
 
+    # What a peer holds is in two tables: `peer_holds` (what it accepted from this node,
+    # and what it sent here before provenance was recorded), and `provenance`, whose
+    # receipt of each version a peer sent is also the record that the peer holds it. The
+    # sync engine writes a receipt only, not a second row keyed the same way: each of
+    # those rows lands at a random place in its table's b-tree, and on a large store
+    # every batch of them rewrites most of the table's pages.
+
     def mark_held(self, peer: str, versions: Sequence[tuple[str, str]], *, received: bool) -> None:
         if not versions:
             return
         now = _now_us()
         with self._writing() as conn:
+            # In key order: neighbouring rows share b-tree pages, which stay hot between inserts.
             conn.executemany(
                 "INSERT INTO peer_holds (peer, id, version, time, received) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (peer, id, version) DO NOTHING",
-                [(peer, object_id, version, now, int(received)) for object_id, version in versions],
+                [(peer, object_id, version, now, int(received)) for object_id, version in sorted(versions)],
             )
 
     def held_by(self, peer: str, versions: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -149,17 +157,24 @@ class SQLitePeerTables:
                 chunk = wanted[start:start + _CHUNK]
                 ids = orjson.dumps([object_id for object_id, _ in chunk]).decode()
                 rows = conn.execute(
-                    "SELECT id, version FROM peer_holds WHERE peer = ? AND id IN (SELECT value FROM json_each(?))",
-                    (peer, ids),
+                    "SELECT id, version FROM peer_holds WHERE peer = ? AND id IN (SELECT value FROM json_each(?))"
+                    " UNION ALL SELECT id, version FROM provenance"
+                    " WHERE peer = ? AND id IN (SELECT value FROM json_each(?))",
+                    (peer, ids, peer, ids),
                 ).fetchall()
                 found.update((r[0], r[1]) for r in rows)
         return found & set(wanted)
 
     def received_from(self, object_id: str) -> list[tuple[str, str, int]]:
         with self._reading() as conn:
+            # A version recorded in both tables (stores written before receipts replaced
+            # the sync engine's own row) counts once, at its first record.
             rows = conn.execute(
-                "SELECT peer, version, time FROM peer_holds WHERE id = ? AND received = 1 ORDER BY time, peer",
-                (object_id,),
+                "SELECT peer, version, min(time) AS first FROM ("
+                " SELECT peer, version, time FROM peer_holds WHERE id = ? AND received = 1"
+                " UNION ALL SELECT peer, version, received FROM provenance WHERE id = ?)"
+                " GROUP BY peer, version ORDER BY first, peer",
+                (object_id, object_id),
             ).fetchall()
         return [(r[0], r[1], r[2]) for r in rows]
 

@@ -1,5 +1,8 @@
 """The provenance part of the SQLite store: which peer sent which version, and when.
 
+A receipt is also the record that its peer holds that version (`held_by`,
+`received_from` in sqlite_peers read it).
+
 A mixin of `SQLiteStore`, like `sqlite_peers`; the table is created by
 migration `0004_provenance`.
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import AbstractContextManager
+from operator import attrgetter
 from typing import Sequence
 
 import orjson
@@ -33,12 +37,14 @@ class SQLiteProvenanceTables:
             return 0
         with self._writing() as conn:
             before = conn.total_changes
+            # In key order: neighbouring rows share b-tree pages, which stay hot between inserts.
+            records = sorted(records, key=attrgetter("object_id", "version", "peer"))
             conn.executemany(
                 "INSERT INTO provenance (id, version, peer, received, signer, key_fingerprint, verified, derived, path)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id, version, peer) DO NOTHING",
                 [
                     (r.object_id, r.version, r.peer, r.received, r.signer, r.key_fingerprint, int(r.verified),
-                     int(r.derived), orjson.dumps(list(r.path)).decode())
+                     int(r.derived), orjson.dumps(list(r.path)).decode() if r.path else "[]")
                     for r in records
                 ],
             )
