@@ -396,9 +396,13 @@ def _scan(path: str, start: int, end: int, spec: _Spec) -> _Chunk:
                 folded_columns[name] = names, unusual
             found.extend((GROUP_DOMAIN, rows) for rows in _name_rows(names, unusual, pre))
         if group == GROUP_HASH and pre.hashes is not None:
-            digests, unusual = _fold(column, _UNUSUAL_DIGEST)
-            found.append((GROUP_HASH, pre.hashes.candidates(digests)))
-            found.append((GROUP_HASH, unusual))
+            # A digest column is mostly unset in logs other than files.log (an http log's md5 is
+            # set only for the few responses Zeek hashed): only the values there are tested.
+            there = np.flatnonzero((column != spec.unset).fill_null(False).to_numpy())
+            values = column if there.size > len(column) // 2 else column.gather(there)
+            digests, unusual = _fold(values, _UNUSUAL_DIGEST)
+            for rows in (pre.hashes.candidates(digests), unusual):
+                found.append((GROUP_HASH, rows if values is column else there[rows]))
         if group == GROUP_EMAIL and pre.emails:
             found.append((GROUP_EMAIL, _python_rows(column, spec.index, GROUP_EMAIL, email=True)))
         if group == GROUP_URL and pre.urls:
