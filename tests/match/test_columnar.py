@@ -198,3 +198,23 @@ def test_url_hosts_of_a_column_equal_url_host_of_each_key() -> None:
     keys = [url_key(u) for u in urls]
     assert url_hosts(pl.Series(keys)).to_list() == sorted({url_host(k) for k in keys})
     assert len(set(url_hosts(pl.Series(keys)).to_list())) == 10
+
+
+def test_a_prefilter_that_fails_to_build_stops_the_scan_with_its_error(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its parts are built on the workers; a failure there must reach the caller, not hang the
+    chunks waiting on it."""
+    import threatmesh.match.columnar as columnar
+
+    def broken(index: Any) -> None:
+        raise RuntimeError("no tails today")
+
+    monkeypatch.setattr(columnar, "_name_tails", broken)
+    log = tmp_path / "http.log"
+    log.write_text("#separator \\x09\n#path\thttp\n#fields\tts\tid.orig_h\tid.resp_h\thost\turi\n"
+                   "1700000000.0\t10.0.0.1\t192.0.2.1\twww.evil.example\t/\n")
+    index = build_index([_ind(1, "[domain-name:value = 'evil.example']")])
+    with pytest.raises(RuntimeError, match="no tails today"):
+        match_zeek_file(str(log), index, ReadReport(), now=0)
+    with pytest.raises(RuntimeError, match="no tails today"):
+        columnar.prefilter(index).result()  # without a pool too

@@ -115,7 +115,7 @@ def test_canonical_json_is_rfc8785(value: dict) -> None:
             canonical_json(value)
         return
     assert canonical_json(value) == expected
-    # From JSON text, the output is checked instead of the value walked: the same form.
+    # From JSON text, as a push hands it over: the same form.
     assert canonical_json(orjson.dumps(value)) == expected
     manifest = sign_batch(_KEY, [orjson.dumps(value)])
     assert verify_batch(manifest, [value], public_key_text(_KEY)).good == (0,)

@@ -153,7 +153,7 @@ class SightingRecorder:
         if callable(bulk_read) and len(self._pending) > 1:
             latest = bulk_read([sighting_id(self.identity_id, i) for i in self._pending])
         for indicator_id, pending in self._pending.items():
-            update, new_objects = self._update(indicator_id, pending, now, latest, now_stamp)
+            update, new_objects = self._update(indicator_id, pending, now, now_stamp, latest)
             updates.append(update)
             objects.extend(new_objects)
         if objects:
@@ -162,9 +162,10 @@ class SightingRecorder:
         self._extents.clear()
         return updates
 
-    def _update(self, indicator_id: str, pending: list[tuple[str, Hit]], now: int,
-                latest: dict[str, bytes] | None = None, now_stamp: str | None = None) -> tuple[SightingUpdate, list[Any]]:
-        """`latest`: the stored JSON of the sightings, read at once (None: read this one now)."""
+    def _update(self, indicator_id: str, pending: list[tuple[str, Hit]], now: int, now_stamp: str,
+                latest: dict[str, bytes] | None) -> tuple[SightingUpdate, list[Any]]:
+        """`now_stamp`: `now` as the sightings' timestamps spell it; `latest`: the stored JSON of
+        the sightings, read at once (None: read this one now)."""
         sid = sighting_id(self.identity_id, indicator_id)
         if latest is not None:
             raw = latest.get(sid)
@@ -193,7 +194,6 @@ class SightingRecorder:
         if raw is not None:
             # A new version needs a later `modified` than the one stored (STIX 2.1 §3.6).
             modified_us = max(now, timestamp_to_micros(old["modified"]) + 1000)
-        now_stamp = now_stamp or _stamp(now)
         created = old["created"] if "created" in old else now_stamp
         sighting: dict[str, Any] = {
             "type": "sighting",

@@ -135,7 +135,7 @@ def _orjson_is_canonical(value: Any) -> bool:
     elif kind is list:
         items = value
     else:
-        return _plain_item(value)
+        items = (value,)
     for item in items:
         kind = type(item)
         if kind is str or kind is bool or item is None:
@@ -149,17 +149,6 @@ def _orjson_is_canonical(value: Any) -> bool:
         else:
             return False  # floats, and anything orjson and RFC 8785 might write differently
     return True
-
-
-def _plain_item(item: Any) -> bool:
-    kind = type(item)
-    if kind is str or item is None or kind is bool:
-        return True
-    if kind is int:
-        return -_SAFE_INTEGER <= item <= _SAFE_INTEGER
-    if kind is dict or kind is list:
-        return _orjson_is_canonical(item)
-    return False  # floats, and anything orjson and RFC 8785 might write differently
 
 
 def canonical_json(obj_json: bytes | Mapping[str, Any]) -> bytes:
