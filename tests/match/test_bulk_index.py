@@ -173,9 +173,9 @@ def test_a_store_from_before_the_migration_is_backfilled(tmp_path: Path) -> None
                       collection_id="c1", source="test")
     first.close()
     conn = sqlite3.connect(path)
-    conn.executescript("DROP TRIGGER match_keys_insert; DROP TRIGGER match_keys_rewrite; DROP TRIGGER match_keys_latest;"
+    conn.executescript("DROP TRIGGER match_keys_rewrite; DROP TRIGGER match_keys_latest;"
                        " DROP TRIGGER match_keys_delete; DROP TABLE match_keys;"
-                       " DELETE FROM migrations WHERE name = '0006_match_keys';")
+                       " DELETE FROM migrations WHERE name IN ('0006_match_keys', '0008_match_keys_by_writer');")
     conn.close()
     store = SQLiteStore(path)  # applies 0006 again, which fills the table from `objects`
     assert _by_id(load_index(store), GROUP_DOMAIN, "x.before.example") == {

@@ -9,8 +9,9 @@ leaves the store at the previous step.
 The SQL is kept plain (no SQLite-only types) so that a PostgreSQL store can
 mirror the same tables. Two pieces are SQLite's own: the FTS5 table, which a
 PostgreSQL store replaces with a tsvector column, and the triggers and JSON
-functions that keep `match_keys` (0006), which it writes with its own
-triggers (PL/pgSQL and jsonb) or from its writer.
+functions that keep `match_keys` (0006) when an object is rewritten in place
+or the table is backfilled, which it writes with its own triggers (PL/pgSQL
+and jsonb) or from its writer.
 
 Tables (all times are integer µs since the Unix epoch):
 
@@ -379,8 +380,9 @@ def apply_migrations(conn: sqlite3.Connection) -> list[str]:
 
 
 # Match keys (issue 6): what the log matcher needs of every indicator version, kept
-# by triggers as objects are written, so that loading a million indicators reads
-# one narrow table instead of parsing a million JSON documents. Derived data only:
+# as objects are written (by triggers; since 0008, new versions by the writer), so
+# that loading a million indicators reads one narrow table instead of parsing a
+# million JSON documents. Derived data only:
 # it holds nothing that cannot be rebuilt from `objects` (the backfill below).
 # Separate json_extract calls share one parse of the document (SQLite caches it);
 # the warninglist flags are only looked for in documents that name one.
@@ -526,4 +528,14 @@ register(
     "ALTER TABLE analytics_actors ADD COLUMN reach INTEGER NOT NULL DEFAULT -1",
     "ALTER TABLE analytics_state ADD COLUMN redaction TEXT NOT NULL DEFAULT ''",
     "UPDATE analytics_state SET date_added = 0, object_pk = 0",
+)
+
+
+# Match keys of new indicator versions are written by the store's writer (from the
+# parsed object it holds: `sqlite_match.match_key_row`), not by a trigger reading the
+# stored JSON again, which cost a third of writing an indicator. The other triggers of
+# 0006 stay: in-place rewrites, `is_latest` changes and deletes are rare.
+register(
+    "0008_match_keys_by_writer",
+    "DROP TRIGGER IF EXISTS match_keys_insert",
 )

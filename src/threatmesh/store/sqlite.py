@@ -30,7 +30,7 @@ from threatmesh.errors import Conflict, NotFound, StoreError
 from threatmesh.stix.model import StixObject, stricter_tlp
 from threatmesh.store.migrations import apply_migrations, pending_migrations
 from threatmesh.store.sqlite_facts import SQLiteFactTables
-from threatmesh.store.sqlite_match import SQLiteMatchKeys
+from threatmesh.store.sqlite_match import MATCH_KEY_INSERT, SQLiteMatchKeys, match_key_row
 from threatmesh.store.sqlite_peers import SQLitePeerTables
 from threatmesh.store.sqlite_provenance import SQLiteProvenanceTables
 from threatmesh.store.protocol import (
@@ -992,18 +992,21 @@ class _BatchWriter:
     def _flush(self) -> None:
         conn = self.conn
         new_rows: list[tuple[Any, ...]] = []
+        match_keys: list[tuple[Any, ...]] = []
         rewritten: list[_Version] = []
         for v in self.versions.values():
             if v.is_new:
                 assert v.obj is not None
                 o = v.obj
+                is_latest = self.latest[o.id] == o.version
                 new_rows.append(
                     (
                         v.pk, o.id, o.version, o.type, o.spec_version, o.json, v.tlp, self.source,
-                        int(o.revoked), o.upgraded_from, o.created_by_ref, v.date_added,
-                        int(self.latest[o.id] == o.version),
+                        int(o.revoked), o.upgraded_from, o.created_by_ref, v.date_added, int(is_latest),
                     )
                 )
+                if o.type == "indicator":
+                    match_keys.append(match_key_row(v.pk, o.data, is_latest, o.revoked))
             elif v.obj is not None:
                 rewritten.append(v)
         conn.executemany(
@@ -1012,6 +1015,7 @@ class _BatchWriter:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             new_rows,
         )
+        conn.executemany(MATCH_KEY_INSERT, match_keys)
         superseded = [
             (v.pk,) for v in self.versions.values() if v.was_latest and self.latest[v.id] != v.version
         ]
