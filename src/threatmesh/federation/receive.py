@@ -16,7 +16,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from threatmesh.federation.signatures import Screened, id_version, receipt, record_refusals, screen_signed
+from threatmesh.federation.signatures import (
+    Screened,
+    id_version,
+    receipt,
+    record_refusals,
+    remember_verified,
+    screen_signed,
+)
 from threatmesh.stix.model import StixObject
 from threatmesh.store.protocol import Peer, PutResult, Store
 
@@ -59,3 +66,4 @@ def record_push(store: Store, push: ScreenedPush, objects: Sequence[StixObject],
         receipt(push.peer, r.id, r.version, id_version(obj.data)[1], push.screened, now)
         for obj, r in zip(objects, results)
     ])
+    remember_verified(push.screened, objects)

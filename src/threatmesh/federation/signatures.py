@@ -29,35 +29,57 @@ import orjson
 from threatmesh.node import META_IDENTITY
 from threatmesh.share import signing
 from threatmesh.share.keys import key_path, load_node_key
+from threatmesh.stix.model import StixObject
 from threatmesh.store.protocol import Peer, PeerRejection, ProvenanceRecord, Store
 
 MANIFEST_TYPE = signing.MANIFEST_TYPE
 
 
-class Signer:
-    """This node's key and identity, as used to sign what it pushes.
+class DigestMemo:
+    """Digests of object versions this process hashed or verified lately, keyed by the
+    version's exact JSON bytes, shared by every Signer and the receiving side.
 
-    Keeps the digests of the versions it signed lately (keyed by their exact
-    bytes): a node that sends a version to several peers, or again after a
-    retry, canonicalises and hashes it once.
+    A node that sends one version to several peers, or again after a retry, hashes it
+    once; and a version received with a verified signature is forwarded without hashing
+    it again: its stored bytes are what the egress path sends when nothing is redacted
+    (`remember_verified`). Bounded: past `size` entries, the oldest go first; a miss only
+    costs hashing.
     """
 
-    CACHE_SIZE = 50_000  # about 25 MB of object bytes at 500 bytes each
-
-    def __init__(self, private_key: Any, identity: str) -> None:
-        self.private_key = private_key  # Ed25519PrivateKey
-        self.identity = identity
+    def __init__(self, size: int) -> None:
+        self.size = size
         self._digests: dict[bytes, bytes] = {}
         self._lock = threading.Lock()
 
+    def get(self, raw: bytes) -> bytes | None:
+        return self._digests.get(raw)
+
+    def put(self, raw: bytes, digest: bytes) -> None:
+        with self._lock:
+            self._digests[raw] = digest
+            while len(self._digests) > self.size:
+                del self._digests[next(iter(self._digests))]
+
+    def __len__(self) -> int:
+        return len(self._digests)
+
+
+DIGESTS = DigestMemo(50_000)  # about 25 MB of object bytes at 500 bytes each
+
+
+class Signer:
+    """This node's key and identity, as used to sign what it pushes."""
+
+    def __init__(self, private_key: Any, identity: str, digests: DigestMemo = DIGESTS) -> None:
+        self.private_key = private_key  # Ed25519PrivateKey
+        self.identity = identity
+        self.digests = digests
+
     def digest(self, raw: bytes) -> bytes:
-        found = self._digests.get(raw)
+        found = self.digests.get(raw)
         if found is None:
             found = signing.object_digest_bytes(raw)
-            with self._lock:
-                if len(self._digests) >= self.CACHE_SIZE:
-                    self._digests.clear()  # simple and bounded; a cold cache only costs hashing
-                self._digests[raw] = found
+            self.digests.put(raw, found)
         return found
 
     def manifest(self, objects: Sequence[bytes], derived: Sequence[int] = ()) -> bytes:
@@ -94,6 +116,9 @@ class Screened:
     refused: list[tuple[str, str, str]] = field(default_factory=list)  # (id, version, reason)
     # (id, version as sent) -> what the signature says of it: signer, key, derived, path
     verified: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # id() of an accepted object -> the digest its signature covers (the objects are kept
+    # alive by `accepted`, so no other live object has the same id)
+    digests: dict[int, bytes] = field(default_factory=dict)
 
 
 def id_version(raw: Any) -> tuple[str, str]:
@@ -127,11 +152,24 @@ def screen_signed(peer: Peer, raw_objects: Sequence[Any]) -> Screened:
     # Two shared, read-only details (as signed, or flagged derived) rather than one per object.
     details = [{"signer": verdict.signer, "key_fingerprint": fingerprint, "verified": True, "derived": derived,
                 "path": ()} for derived in (False, True)]
-    for index in verdict.good:
+    for index, digest in zip(verdict.good, verdict.digests):
         raw = objects[index]
         result.accepted.append(raw)
         result.verified[id_version(raw)] = details[index in verdict.derived]
+        result.digests[id(raw)] = digest
     return result
+
+
+def remember_verified(screened: Screened, stored: Sequence[StixObject], memo: DigestMemo = DIGESTS) -> None:
+    """Keep the verified digest of each stored version under its stored JSON bytes (see
+    DigestMemo). Only for versions stored as received: an object upgraded from STIX 2.0
+    is a new dict, whose id is not among the accepted ones."""
+    if not screened.digests:
+        return
+    for obj in stored:
+        digest = screened.digests.get(id(obj.data))
+        if digest is not None:
+            memo.put(obj.json, digest)
 
 
 def receipt(peer: Peer, object_id: str, version: str, sent_version: str, screened: Screened,

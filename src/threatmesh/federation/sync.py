@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 from threatmesh.errors import InvalidObject, StoreError
 from threatmesh.federation.egress import outgoing
 from threatmesh.federation.recipients import peer_recipient
-from threatmesh.federation.signatures import Signer, id_version, receipt, screen_signed
+from threatmesh.federation.signatures import Signer, id_version, receipt, remember_verified, screen_signed
 from threatmesh.federation.transport import PeerClient, PeerUnreachable
 from threatmesh.share.outbound import EgressCache
 from threatmesh.stix.parse import parse_object
@@ -224,6 +224,7 @@ def _store_received(ctx: SyncContext, peer: Peer, raw_objects: list[dict[str, An
     ctx.store.record_provenance([
         receipt(peer, r.id, r.version, id_version(obj.data)[1], screened, now) for obj, r in zip(valid, results)
     ])
+    remember_verified(screened, valid)
     for result in results:
         if result.outcome is PutOutcome.UNCHANGED:
             report.unchanged += 1

@@ -59,6 +59,7 @@ class VerifyResult:
     bad: tuple[BadObject, ...] = ()  # objects not covered by a valid signature
     good: tuple[int, ...] = ()  # indexes of the objects that verified
     derived: frozenset[int] = frozenset()  # indexes of good objects the sender flagged as its modified copies
+    digests: tuple[bytes, ...] = ()  # the digest of each good object, in the order of `good`
 
     @property
     def ok(self) -> bool:
@@ -256,6 +257,7 @@ def verify_batch(
     position = {digest: index for index, digest in enumerate(listed)}
     bad: list[BadObject] = []
     good: list[int] = []
+    good_digests: list[bytes] = []
     derived: set[int] = set()
     for index, raw in enumerate(objects):
         try:
@@ -276,9 +278,10 @@ def verify_batch(
                                  "or it was never signed"))
         else:
             good.append(index)
+            good_digests.append(digest)
             if position[digest] in flagged:
                 derived.add(index)
-    return VerifyResult(signature_valid, signer, tuple(bad), tuple(good), frozenset(derived))
+    return VerifyResult(signature_valid, signer, tuple(bad), tuple(good), frozenset(derived), tuple(good_digests))
 
 
 def _signature_valid(manifest: Mapping[str, Any], key: Ed25519PublicKey) -> bool:
