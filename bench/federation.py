@@ -168,17 +168,21 @@ def _wait(mesh: Mesh, holdings: Holdings, target: int, timeout: float, progress:
 
 def node_cpu_seconds(mesh: Mesh) -> float:
     """User + system CPU seconds of the running node processes (Linux /proc)."""
-    total = 0.0
+    return sum(each_node_cpu_seconds(mesh).values())
+
+
+def each_node_cpu_seconds(mesh: Mesh) -> dict[str, float]:
+    found: dict[str, float] = {}
     ticks = os.sysconf("SC_CLK_TCK")
-    for node in mesh.nodes.values():
+    for name, node in mesh.nodes.items():
         if node.proc is None:
             continue
         try:
             fields = Path(f"/proc/{node.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
+        found[name] = (int(fields[11]) + int(fields[12])) / ticks
+    return found
 
 
 def machine_busy_seconds() -> float:
@@ -210,7 +214,8 @@ def run_threatmesh(base: Path, shape: str, names: list[str], objects: list[dict[
     mesh = Mesh(base / f"tm-{shape}", names, topology(shape, names), {})
     try:
         mesh.start()
-        cpu_at_start = node_cpu_seconds(mesh)  # start-up (imports, opening the store) is not the sync's
+        each_at_start = each_node_cpu_seconds(mesh)
+        cpu_at_start = sum(each_at_start.values())  # start-up (imports, opening the store) is not the sync's
         own_cpu = time.process_time()  # this process: seeding and watching the nodes
         started = time.monotonic()
         seed(mesh, objects)
@@ -222,7 +227,9 @@ def run_threatmesh(base: Path, shape: str, names: list[str], objects: list[dict[
         time.sleep(5)
         result: dict[str, Any] = {"seconds": None if waited is None else seeded + waited, "seed_seconds": seeded,
                                   "bytes": loop_bytes(mesh), "cpu": node_cpu_seconds(mesh) - cpu_at_start,
-                                  "totals": loop_totals(mesh), "harness_cpu": time.process_time() - own_cpu}
+                                  "totals": loop_totals(mesh), "harness_cpu": time.process_time() - own_cpu,
+                                  "busiest": max((cpu - each_at_start.get(name, 0.0), name)
+                                                 for name, cpu in each_node_cpu_seconds(mesh).items())}
         if shape == "line" and len(names) >= 4:
             new = indicator("bench-latency-probe", "clear")
             far = mesh.nodes[names[3]]
@@ -331,6 +338,7 @@ def main() -> None:
                     f"{ours['bytes'] / 1e6:.1f} MB on the wire = {ours['bytes'] / must_move:.2f}x what had to move; "
                     f"nodes' CPU after start-up {ours['cpu']:.1f} s "
                     f"({ours['cpu'] / (len(objects) * (len(names) - 1)) * 1e6:.0f} µs per object per hop); "
+                    f"busiest node {ours['busiest'][1]} {ours['busiest'][0]:.1f} s; "
                     f"this process (seeding, watching) {ours['harness_cpu']:.1f} s")
             print(line)
             totals = ours["totals"]

@@ -66,9 +66,13 @@ def test_a_signer_signs_with_the_kept_digest() -> None:
 
 
 def test_the_memo_forgets_the_oldest_first() -> None:
-    memo = DigestMemo(3)
+    memo = DigestMemo(4)  # two generations of two
     for i in range(5):
         memo.put(b"%d" % i, bytes([i]) * 32)
     assert len(memo) == 3
     assert [memo.get(b"%d" % i) for i in range(5)] == [None, None, bytes([2]) * 32, bytes([3]) * 32,
                                                         bytes([4]) * 32]
+    memo.put(b"5", bytes([5]) * 32)
+    assert len(memo) == 4 and memo.get(b"2") == bytes([2]) * 32
+    memo.put(b"6", bytes([6]) * 32)
+    assert len(memo) == 3 and memo.get(b"3") is None and memo.get(b"6") == bytes([6]) * 32

@@ -42,26 +42,30 @@ class DigestMemo:
     A node that sends one version to several peers, or again after a retry, hashes it
     once; and a version received with a verified signature is forwarded without hashing
     it again: its stored bytes are what the egress path sends when nothing is redacted
-    (`remember_verified`). Bounded: past `size` entries, the oldest go first; a miss only
-    costs hashing.
+    (`remember_verified`). Bounded in two generations of `size / 2` entries: when the
+    newer one is full it becomes the older one, and the older one is dropped (deleting
+    entries one by one from the front of a dict makes each later scan for its first
+    entry longer). A miss only costs hashing.
     """
 
     def __init__(self, size: int) -> None:
-        self.size = size
-        self._digests: dict[bytes, bytes] = {}
+        self.half = max(1, size // 2)
+        self._new: dict[bytes, bytes] = {}
+        self._old: dict[bytes, bytes] = {}
         self._lock = threading.Lock()
 
     def get(self, raw: bytes) -> bytes | None:
-        return self._digests.get(raw)
+        found = self._new.get(raw)
+        return self._old.get(raw) if found is None else found
 
     def put(self, raw: bytes, digest: bytes) -> None:
         with self._lock:
-            self._digests[raw] = digest
-            while len(self._digests) > self.size:
-                del self._digests[next(iter(self._digests))]
+            if len(self._new) >= self.half:
+                self._old, self._new = self._new, {}
+            self._new[raw] = digest
 
     def __len__(self) -> int:
-        return len(self._digests)
+        return len(self._new) + len(self._old)
 
 
 DIGESTS = DigestMemo(50_000)  # about 25 MB of object bytes at 500 bytes each
