@@ -27,7 +27,7 @@ from typing import Any, Iterator, Sequence
 import orjson
 
 from threatmesh.errors import Conflict, NotFound, StoreError
-from threatmesh.stix.model import StixObject, stricter_tlp
+from threatmesh.stix.model import ObjectIndex, StixObject, stricter_tlp
 from threatmesh.store.migrations import apply_migrations, pending_migrations
 from threatmesh.store.sqlite_facts import SQLiteFactTables
 from threatmesh.store.sqlite_match import MATCH_KEY_INSERT, SQLiteMatchKeys, match_key_row
@@ -889,6 +889,52 @@ class SQLiteStore(SQLitePeerTables, SQLiteProvenanceTables, SQLiteFactTables, SQ
         return len(doomed)
 
 
+_INSERT_OBJECT = (
+    "INSERT INTO objects (pk, id, version, type, spec_version, json, tlp, source, revoked, upgraded_from,"
+    " created_by_ref, date_added, is_latest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_MEMBER = "INSERT INTO memberships (collection_id, pk, date_added, is_last, is_first) VALUES (?, ?, ?, ?, ?)"
+
+
+class _IndexRows:
+    """The refs, markings, observables and text rows of the versions a batch writes."""
+
+    __slots__ = ("refs", "markings", "observables", "texts")
+
+    def __init__(self) -> None:
+        self.refs: list[tuple[int, str, str]] = []
+        self.markings: list[tuple[int, str]] = []
+        self.observables: list[tuple[int, str, str]] = []
+        self.texts: list[tuple[int, str]] = []
+
+    def add(self, pk: int, index: ObjectIndex, is_latest: bool) -> None:
+        # Every version of every batch passes here: lists of one entry (an indicator's one
+        # marking, one observable) are appended as they are, without a generator and a dedup.
+        if index.refs:
+            # created_by_ref has its own indexed column on objects; a refs row would repeat it.
+            self.refs.extend(
+                (pk, path, target) for path, target in dict.fromkeys(index.refs) if path != "created_by_ref"
+            )
+        if len(index.markings) == 1:
+            self.markings.append((pk, index.markings[0]))
+        elif index.markings:
+            self.markings.extend((pk, m) for m in dict.fromkeys(index.markings))
+        if len(index.observables) == 1:
+            self.observables.append((pk, *index.observables[0]))
+        elif index.observables:
+            self.observables.extend((pk, kind, value) for kind, value in dict.fromkeys(index.observables))
+        if index.text and is_latest:  # the full-text index holds latest versions only
+            self.texts.append((pk, "\n".join([text for _, text in index.text])))
+
+    def insert_refs(self, conn: sqlite3.Connection) -> None:
+        conn.executemany("INSERT INTO refs (pk, path, target) VALUES (?, ?, ?)", self.refs)
+        conn.executemany("INSERT INTO markings (pk, marking_id) VALUES (?, ?)", self.markings)
+        conn.executemany("INSERT INTO observables (pk, kind, value) VALUES (?, ?, ?)", self.observables)
+
+    def insert_text(self, conn: sqlite3.Connection) -> None:
+        conn.executemany("INSERT INTO object_fts (rowid, body) VALUES (?, ?)", self.texts)
+
+
 class _BatchWriter:
     """The work of one `put_objects` call, inside its write transaction."""
 
@@ -910,15 +956,15 @@ class _BatchWriter:
         self.clock = max(self.now, self.clock + 1)
         return int(self.clock)
 
-    def _load_stored(self, objects: Sequence[StixObject]) -> None:
-        ids = _json_list(list(dict.fromkeys(obj.id for obj in objects)))
+    def _load_stored(self, objects: Sequence[StixObject], ids: list[str]) -> None:
         hits: list[_Version] = []
         wanted = {(obj.id, obj.version) for obj in objects}
+        self.stored_json: dict[int, bytes] = {}
         for pk, object_id, version, is_latest, date_added, is_last, is_first in self.conn.execute(
             "SELECT o.pk, o.id, o.version, o.is_latest, m.date_added, m.is_last, m.is_first"
             " FROM objects o LEFT JOIN memberships m ON m.pk = o.pk AND m.collection_id = ?"
             " WHERE o.id IN (SELECT value FROM json_each(?))",
-            (self.collection_id, ids),
+            (self.collection_id, _json_list(ids)),
         ):
             stored = _Version(pk, object_id, version, is_new=False, was_latest=bool(is_latest))
             self.versions[(object_id, version)] = stored
@@ -930,7 +976,6 @@ class _BatchWriter:
                 )
             if (object_id, version) in wanted:
                 hits.append(stored)
-        self.stored_json: dict[int, bytes] = {}
         if hits:
             pks = orjson.dumps([v.pk for v in hits]).decode()
             for pk, json in self.conn.execute(
@@ -950,7 +995,13 @@ class _BatchWriter:
             member.dirty = True
 
     def write(self, objects: Sequence[StixObject]) -> list[PutResult]:
-        self._load_stored(objects)
+        ids = list(dict.fromkeys(obj.id for obj in objects))
+        self._load_stored(objects, ids)
+        if not self.versions and len(ids) == len(objects):
+            return self._write_all_new(objects)
+        return self._write_any(objects)
+
+    def _write_any(self, objects: Sequence[StixObject]) -> list[PutResult]:
         results: list[PutResult] = []
         for obj in objects:
             key = (obj.id, obj.version)
@@ -1009,12 +1060,7 @@ class _BatchWriter:
                     match_keys.append(match_key_row(v.pk, o.data, is_latest, o.revoked))
             elif v.obj is not None:
                 rewritten.append(v)
-        conn.executemany(
-            "INSERT INTO objects (pk, id, version, type, spec_version, json, tlp, source, revoked,"
-            " upgraded_from, created_by_ref, date_added, is_latest)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            new_rows,
-        )
+        conn.executemany(_INSERT_OBJECT, new_rows)
         conn.executemany(MATCH_KEY_INSERT, match_keys)
         superseded = [
             (v.pk,) for v in self.versions.values() if v.was_latest and self.latest[v.id] != v.version
@@ -1025,38 +1071,45 @@ class _BatchWriter:
         if rewritten:
             self._rewrite_in_place(rewritten)
 
-        refs: list[tuple[int, str, str]] = []
-        markings: list[tuple[int, str]] = []
-        observables: list[tuple[int, str, str]] = []
-        texts: list[tuple[int, str]] = []
-        # Every version of every batch passes here: lists of one entry (an indicator's one
-        # marking, one observable) are appended as they are, without a generator and a dedup.
+        rows = _IndexRows()
         for v in self.versions.values():
-            if v.obj is None:
-                continue
-            index = v.obj.index
-            pk = v.pk
-            if index.refs:
-                # created_by_ref has its own indexed column on objects; a refs row would repeat it.
-                refs.extend(
-                    (pk, path, target) for path, target in dict.fromkeys(index.refs) if path != "created_by_ref"
-                )
-            if len(index.markings) == 1:
-                markings.append((pk, index.markings[0]))
-            elif index.markings:
-                markings.extend((pk, m) for m in dict.fromkeys(index.markings))
-            if len(index.observables) == 1:
-                observables.append((pk, *index.observables[0]))
-            elif index.observables:
-                observables.extend((pk, kind, value) for kind, value in dict.fromkeys(index.observables))
-            if index.text and self.latest[v.id] == v.version:
-                texts.append((pk, "\n".join([text for _, text in index.text])))
-        conn.executemany("INSERT INTO refs (pk, path, target) VALUES (?, ?, ?)", refs)
-        conn.executemany("INSERT INTO markings (pk, marking_id) VALUES (?, ?)", markings)
-        conn.executemany("INSERT INTO observables (pk, kind, value) VALUES (?, ?, ?)", observables)
+            if v.obj is not None:
+                rows.add(v.pk, v.obj.index, self.latest[v.id] == v.version)
+        rows.insert_refs(conn)
         self._flush_memberships()
         conn.execute("UPDATE clock SET last_date_added = ?", (self.clock,))
-        conn.executemany("INSERT INTO object_fts (rowid, body) VALUES (?, ?)", texts)
+        rows.insert_text(conn)
+
+    def _write_all_new(self, objects: Sequence[StixObject]) -> list[PutResult]:
+        """A batch of versions of ids the store has never held, each id once (what a peer
+        pushes, most often): every one is new, latest, and its id's only member of the
+        collection. The same rows as the general path, without its bookkeeping."""
+        conn = self.conn
+        pk = self.next_pk
+        new_rows: list[tuple[Any, ...]] = []
+        match_keys: list[tuple[Any, ...]] = []
+        members: list[tuple[Any, ...]] = []
+        results: list[PutResult] = []
+        rows = _IndexRows()
+        collection_id, source, tlp, new = self.collection_id, self.source, self.tlp, PutOutcome.NEW
+        for o in objects:
+            date_added = self._tick()
+            new_rows.append((pk, o.id, o.version, o.type, o.spec_version, o.json, stricter_tlp(o.tlp, tlp), source,
+                             int(o.revoked), o.upgraded_from, o.created_by_ref, date_added, 1))
+            if o.type == "indicator":
+                match_keys.append(match_key_row(pk, o.data, True, o.revoked))
+            members.append((collection_id, pk, date_added, 1, 1))
+            rows.add(pk, o.index, True)
+            results.append(PutResult(o.id, o.version, new))
+            pk += 1
+        self.next_pk = pk
+        conn.executemany(_INSERT_OBJECT, new_rows)
+        conn.executemany(MATCH_KEY_INSERT, match_keys)
+        rows.insert_refs(conn)
+        conn.executemany(_INSERT_MEMBER, members)
+        conn.execute("UPDATE clock SET last_date_added = ?", (self.clock,))
+        rows.insert_text(conn)
+        return results
 
     def _rewrite_in_place(self, rewritten: list[_Version]) -> None:
         conn = self.conn
@@ -1102,10 +1155,7 @@ class _BatchWriter:
                     inserts.append((self.collection_id, m.pk, m.date_added, int(m.is_last), int(m.is_first)))
                 elif m.dirty:
                     updates.append((m.date_added, int(m.is_last), int(m.is_first), self.collection_id, m.pk))
-        self.conn.executemany(
-            "INSERT INTO memberships (collection_id, pk, date_added, is_last, is_first) VALUES (?, ?, ?, ?, ?)",
-            inserts,
-        )
+        self.conn.executemany(_INSERT_MEMBER, inserts)
         self.conn.executemany(
             "UPDATE memberships SET date_added = ?, is_last = ?, is_first = ? WHERE collection_id = ? AND pk = ?",
             updates,
