@@ -87,6 +87,8 @@ def test_what_peers_hold(store: Store) -> None:
 def test_a_provenance_receipt_counts_as_held_and_received(store: Store) -> None:
     # The sync engine records what a peer sent as a receipt only (no peer_holds row).
     pairs = [(f"indicator--{i:08d}-0000-4000-8000-000000000000", ts(i)) for i in range(500)]
+    # Receipts are kept for stored versions.
+    store.put_objects([make_object(i, v) for i, v in pairs], collection_id=C1, source="test")
     store.record_provenance([ProvenanceRecord(i, v, "east", 100 + n) for n, (i, v) in enumerate(pairs[:450])])
     store.mark_held("east", pairs[440:460], received=False)  # overlaps the receipts
     assert store.held_by("east", pairs) == set(pairs[:460])

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from tests.store.conftest import OpenStore
-from threatmesh.store.protocol import ProvenanceRecord, Store
+import sqlite3
+from pathlib import Path
+
+from tests.store.conftest import C1, OpenStore, make_object
+from threatmesh.store.protocol import Collection, ProvenanceRecord, Store
+from threatmesh.store.sqlite import SQLiteStore
+
+
+def _stored(store: Store, *versions: tuple[str, str]) -> None:
+    """Receipts are kept for stored versions: store these first."""
+    store.put_objects([make_object(i, v) for i, v in versions], collection_id=C1, source="test")
 
 
 def test_receipts_are_kept_once_per_peer_and_read_back_in_order(store: Store) -> None:
+    _stored(store, ("indicator--1", "v1"), ("indicator--1", "v2"))
     first = ProvenanceRecord("indicator--1", "v1", "cert-a", 10, signer="identity--a", key_fingerprint="ab",
                              verified=True, path=("hospital-x", "isac"))
     assert store.record_provenance([first, ProvenanceRecord("indicator--1", "v1", "cert-b", 20)]) == 2
@@ -22,6 +32,7 @@ def test_receipts_are_kept_once_per_peer_and_read_back_in_order(store: Store) ->
 
 
 def test_senders_of_names_the_peers_per_version(store: Store) -> None:
+    _stored(store, ("x--1", "v1"), ("x--1", "v2"), ("x--1", "v3"))
     store.record_provenance([ProvenanceRecord("x--1", "v1", "a", 1), ProvenanceRecord("x--1", "v1", "b", 2),
                              ProvenanceRecord("x--1", "v2", "c", 3)])
     store.mark_held("d", [("x--1", "v1")], received=True)  # the sync engine's record counts too
@@ -33,6 +44,49 @@ def test_senders_of_names_the_peers_per_version(store: Store) -> None:
 
 def test_receipts_survive_reopening(open_store: OpenStore) -> None:
     s = open_store("p")
+    s.add_collection(Collection(id=C1, title="c1"))
+    _stored(s, ("x--1", "v1"))
     s.record_provenance([ProvenanceRecord("x--1", "v1", "a", 1)])
     s.close()
     assert [r.peer for r in open_store("p").provenance("x--1")] == ["a"]
+
+
+def test_a_receipt_of_a_version_not_stored_is_not_kept(store: Store) -> None:
+    _stored(store, ("x--1", "v1"))
+    assert store.record_provenance([ProvenanceRecord("x--1", "v2", "a", 1), ProvenanceRecord("x--2", "v1", "a", 2),
+                                    ProvenanceRecord("x--1", "v1", "a", 3)]) == 1
+    assert [(r.version, r.received) for r in store.provenance("x--1")] == [("v1", 3)]
+    assert store.provenance("x--2") == []
+
+
+def test_receipts_of_a_store_from_before_0009_are_carried_over(tmp_path: Path) -> None:
+    """Migration 0009 re-keys receipts by the stored version; every receipt of a stored
+    version survives it with all its fields."""
+    path = tmp_path / "old.sqlite"
+    store = SQLiteStore(path)
+    store.add_collection(Collection(id=C1, title="c1"))
+    _stored(store, ("x--1", "v1"), ("x--1", "v2"), ("x--2", "v1"))
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "DROP TABLE provenance; DELETE FROM migrations WHERE name = '0009_provenance_by_pk';"
+        "CREATE TABLE provenance (id TEXT NOT NULL, version TEXT NOT NULL, peer TEXT NOT NULL,"
+        " received INTEGER NOT NULL, signer TEXT NOT NULL, key_fingerprint TEXT NOT NULL, verified INTEGER NOT NULL,"
+        " derived INTEGER NOT NULL, path TEXT NOT NULL, PRIMARY KEY (id, version, peer)) WITHOUT ROWID;"
+        "INSERT INTO provenance VALUES ('x--1', 'v1', 'a', 10, 'identity--a', 'ab', 1, 0, '[\"n1\", \"n2\"]'),"
+        " ('x--1', 'v1', 'b', 11, '', '', 0, 0, '[]'), ('x--1', 'v2', 'a', 12, 'identity--a', 'ab', 1, 1, '[]'),"
+        " ('x--2', 'v1', 'c', 13, '', '', 0, 0, '[]'), ('x--3', 'v1', 'c', 14, '', '', 0, 0, '[]');"
+    )
+    conn.close()
+    store = SQLiteStore(path)
+    try:
+        assert store.provenance("x--1") == [
+            ProvenanceRecord("x--1", "v1", "a", 10, "identity--a", "ab", True, False, ("n1", "n2")),
+            ProvenanceRecord("x--1", "v1", "b", 11),
+            ProvenanceRecord("x--1", "v2", "a", 12, "identity--a", "ab", True, True),
+        ]
+        assert [r.peer for r in store.provenance("x--2")] == ["c"]
+        assert store.provenance("x--3") == []  # never stored here: not carried over
+        assert store.held_by("a", [("x--1", "v1"), ("x--1", "v2"), ("x--2", "v1")]) == {("x--1", "v1"), ("x--1", "v2")}
+    finally:
+        store.close()

@@ -471,7 +471,8 @@ class Store(Protocol):
 
     # -- provenance -----------------------------------------------------------
     def record_provenance(self, records: Sequence[ProvenanceRecord]) -> int:
-        """Keep receipts; a (id, version, peer) already recorded keeps its first record. How many were new."""
+        """Keep receipts of stored versions (a receipt of a version the store does not hold is
+        not kept); a (id, version, peer) already recorded keeps its first record. How many were new."""
         ...
 
     def provenance(self, object_id: str) -> list[ProvenanceRecord]:

@@ -158,8 +158,8 @@ class SQLitePeerTables:
                 ids = orjson.dumps([object_id for object_id, _ in chunk]).decode()
                 rows = conn.execute(
                     "SELECT id, version FROM peer_holds WHERE peer = ? AND id IN (SELECT value FROM json_each(?))"
-                    " UNION ALL SELECT id, version FROM provenance"
-                    " WHERE peer = ? AND id IN (SELECT value FROM json_each(?))",
+                    " UNION ALL SELECT o.id, o.version FROM objects o JOIN provenance p ON p.pk = o.pk AND p.peer = ?"
+                    " WHERE o.id IN (SELECT value FROM json_each(?))",
                     (peer, ids, peer, ids),
                 ).fetchall()
                 found.update((r[0], r[1]) for r in rows)
@@ -172,7 +172,8 @@ class SQLitePeerTables:
             rows = conn.execute(
                 "SELECT peer, version, min(time) AS first FROM ("
                 " SELECT peer, version, time FROM peer_holds WHERE id = ? AND received = 1"
-                " UNION ALL SELECT peer, version, received FROM provenance WHERE id = ?)"
+                " UNION ALL SELECT p.peer, o.version, p.received FROM objects o JOIN provenance p ON p.pk = o.pk"
+                " WHERE o.id = ?)"
                 " GROUP BY peer, version ORDER BY first, peer",
                 (object_id, object_id),
             ).fetchall()

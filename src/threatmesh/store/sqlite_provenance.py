@@ -1,7 +1,8 @@
 """The provenance part of the SQLite store: which peer sent which version, and when.
 
 A receipt is also the record that its peer holds that version (`held_by`,
-`received_from` in sqlite_peers read it).
+`received_from` in sqlite_peers read it). Receipts are keyed by the stored
+version's pk (migration 0009), so a receipt is kept for a stored version only.
 
 A mixin of `SQLiteStore`, like `sqlite_peers`; the table is created by
 migration `0004_provenance`.
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import AbstractContextManager
-from operator import attrgetter
 from typing import Sequence
 
 import orjson
@@ -37,14 +37,15 @@ class SQLiteProvenanceTables:
             return 0
         with self._writing() as conn:
             before = conn.total_changes
-            # In key order: neighbouring rows share b-tree pages, which stay hot between inserts.
-            records = sorted(records, key=attrgetter("object_id", "version", "peer"))
+            # Keyed by the version's pk (migration 0009): in the order the versions were
+            # stored, the rows append at the end of the table.
             conn.executemany(
-                "INSERT INTO provenance (id, version, peer, received, signer, key_fingerprint, verified, derived, path)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id, version, peer) DO NOTHING",
+                "INSERT INTO provenance (pk, peer, received, signer, key_fingerprint, verified, derived, path)"
+                " SELECT pk, ?, ?, ?, ?, ?, ?, ? FROM objects WHERE id = ? AND version = ?"
+                " ON CONFLICT (pk, peer) DO NOTHING",
                 [
-                    (r.object_id, r.version, r.peer, r.received, r.signer, r.key_fingerprint, int(r.verified),
-                     int(r.derived), orjson.dumps(list(r.path)).decode() if r.path else "[]")
+                    (r.peer, r.received, r.signer, r.key_fingerprint, int(r.verified), int(r.derived),
+                     orjson.dumps(list(r.path)).decode() if r.path else "[]", r.object_id, r.version)
                     for r in records
                 ],
             )
@@ -53,8 +54,9 @@ class SQLiteProvenanceTables:
     def provenance(self, object_id: str) -> list[ProvenanceRecord]:
         with self._reading() as conn:
             rows = conn.execute(
-                "SELECT id, version, peer, received, signer, key_fingerprint, verified, derived, path"
-                " FROM provenance WHERE id = ? ORDER BY received, version, peer",
+                "SELECT o.id, o.version, p.peer, p.received, p.signer, p.key_fingerprint, p.verified, p.derived,"
+                " p.path FROM objects o JOIN provenance p ON p.pk = o.pk WHERE o.id = ?"
+                " ORDER BY p.received, o.version, p.peer",
                 (object_id,),
             ).fetchall()
         return [
@@ -72,7 +74,8 @@ class SQLiteProvenanceTables:
             for start in range(0, len(ids), _CHUNK):
                 chunk = orjson.dumps(ids[start:start + _CHUNK]).decode()
                 rows = conn.execute(
-                    "SELECT id, version, peer FROM provenance WHERE id IN (SELECT value FROM json_each(?))"
+                    "SELECT o.id, o.version, p.peer FROM objects o JOIN provenance p ON p.pk = o.pk"
+                    " WHERE o.id IN (SELECT value FROM json_each(?))"
                     " UNION SELECT id, version, peer FROM peer_holds"
                     " WHERE received = 1 AND id IN (SELECT value FROM json_each(?))",
                     (chunk, chunk),
