@@ -74,6 +74,7 @@ def test_cursors_are_per_peer_direction_and_collection_and_survive_reopening(ope
 
 def test_what_peers_hold(store: Store) -> None:
     pairs = [(f"indicator--{i:08d}-0000-4000-8000-000000000000", ts(i)) for i in range(900)]
+    store.put_objects([make_object(i, v) for i, v in pairs], collection_id=C1, source="test")
     store.mark_held("east", pairs[:600], received=True)
     store.mark_held("east", pairs[:10], received=False)  # already known: kept as it was
     store.mark_held("west", pairs[600:], received=False)
@@ -82,6 +83,9 @@ def test_what_peers_hold(store: Store) -> None:
     assert store.held_by("east", [(pairs[0][0], ts(999))]) == set()  # another version of a held id
     assert [(p, v) for p, v, _ in store.received_from(pairs[0][0])] == [("east", ts(0))]
     assert store.received_from(pairs[700][0]) == []  # sent to west, not received from it
+    store.mark_held("west", [("indicator--never-stored", ts(1))], received=True)  # only stored versions count
+    assert store.received_from("indicator--never-stored") == []
+    assert store.held_by("west", [("indicator--never-stored", ts(1))]) == set()
 
 
 def test_a_provenance_receipt_counts_as_held_and_received(store: Store) -> None:

@@ -90,3 +90,30 @@ def test_receipts_of_a_store_from_before_0009_are_carried_over(tmp_path: Path) -
         assert store.held_by("a", [("x--1", "v1"), ("x--1", "v2"), ("x--2", "v1")]) == {("x--1", "v1"), ("x--1", "v2")}
     finally:
         store.close()
+
+
+def test_holdings_of_a_store_from_before_0010_are_carried_over(tmp_path: Path) -> None:
+    """Migration 0010 re-keys what peers hold by the stored version, keeping each row's fields."""
+    path = tmp_path / "old.sqlite"
+    store = SQLiteStore(path)
+    store.add_collection(Collection(id=C1, title="c1"))
+    _stored(store, ("x--1", "v1"), ("x--1", "v2"))
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "DROP TABLE peer_holds; DELETE FROM migrations WHERE name = '0010_peer_holds_by_pk';"
+        "CREATE TABLE peer_holds (peer TEXT NOT NULL, id TEXT NOT NULL, version TEXT NOT NULL, time INTEGER NOT NULL,"
+        " received INTEGER NOT NULL, PRIMARY KEY (peer, id, version)) WITHOUT ROWID;"
+        "INSERT INTO peer_holds VALUES ('a', 'x--1', 'v1', 10, 1), ('b', 'x--1', 'v1', 11, 0),"
+        " ('b', 'x--1', 'v2', 12, 0), ('c', 'x--9', 'v1', 13, 1);"
+    )
+    conn.close()
+    store = SQLiteStore(path)
+    try:
+        assert store.received_from("x--1") == [("a", "v1", 10)]
+        assert store.held_by("b", [("x--1", "v1"), ("x--1", "v2")]) == {("x--1", "v1"), ("x--1", "v2")}
+        assert store.held_by("a", [("x--1", "v2")]) == set()
+        assert store.senders_of([("x--1", "v1")]) == {("x--1", "v1"): {"a"}}
+        assert store.received_from("x--9") == []  # never stored here: not carried over
+    finally:
+        store.close()

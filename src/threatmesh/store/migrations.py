@@ -563,3 +563,25 @@ register(
     "DROP TABLE provenance",
     "ALTER TABLE provenance_by_pk RENAME TO provenance",
 )
+
+
+# What a peer holds, keyed by the stored version's pk, for the reason receipts are
+# (0009): a push records the versions it delivered, in the order they were stored, so
+# the rows append at the end of the table instead of landing at random places (a
+# hub records every version once per spoke). Rows of versions the store does not
+# hold are not carried over.
+register(
+    "0010_peer_holds_by_pk",
+    """CREATE TABLE peer_holds_by_pk (
+        pk INTEGER NOT NULL,
+        peer TEXT NOT NULL,
+        time INTEGER NOT NULL,
+        received INTEGER NOT NULL,
+        PRIMARY KEY (pk, peer)
+    ) WITHOUT ROWID""",
+    """INSERT INTO peer_holds_by_pk (pk, peer, time, received)
+    SELECT o.pk, h.peer, h.time, h.received
+    FROM peer_holds h JOIN objects o ON o.id = h.id AND o.version = h.version""",
+    "DROP TABLE peer_holds",
+    "ALTER TABLE peer_holds_by_pk RENAME TO peer_holds",
+)

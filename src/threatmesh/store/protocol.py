@@ -442,8 +442,8 @@ class Store(Protocol):
     def set_sync_cursor(self, peer: str, direction: str, collection: str, position: str) -> None: ...
 
     def mark_held(self, peer: str, versions: Sequence[tuple[str, str]], *, received: bool) -> None:
-        """Record that a peer holds these (id, version) pairs: it sent them (received=True)
-        or accepted them from this node."""
+        """Record that a peer holds these stored (id, version) pairs: it sent them (received=True)
+        or accepted them from this node. A pair the store does not hold is not recorded."""
         ...
 
     def held_by(self, peer: str, versions: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:

@@ -132,21 +132,23 @@ class SQLitePeerTables:
 
     # What a peer holds is in two tables: `peer_holds` (what it accepted from this node,
     # and what it sent here before provenance was recorded), and `provenance`, whose
-    # receipt of each version a peer sent is also the record that the peer holds it. The
-    # sync engine writes a receipt only, not a second row keyed the same way: each of
-    # those rows lands at a random place in its table's b-tree, and on a large store
-    # every batch of them rewrites most of the table's pages.
+    # receipt of each version a peer sent is also the record that the peer holds it.
+    # The sync engine writes a receipt only, not a second row for the same version.
+    # Both tables are keyed by the stored version's pk (migrations 0009, 0010), so rows
+    # append in the order versions were stored instead of landing at random places in
+    # a large b-tree; a version the store does not hold is not recorded.
 
     def mark_held(self, peer: str, versions: Sequence[tuple[str, str]], *, received: bool) -> None:
         if not versions:
             return
         now = _now_us()
         with self._writing() as conn:
-            # In key order: neighbouring rows share b-tree pages, which stay hot between inserts.
+            # Keyed by the version's pk (migration 0010): the versions a push delivered, in the
+            # order they were stored, append at the end of the table.
             conn.executemany(
-                "INSERT INTO peer_holds (peer, id, version, time, received) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (peer, id, version) DO NOTHING",
-                [(peer, object_id, version, now, int(received)) for object_id, version in sorted(versions)],
+                "INSERT INTO peer_holds (pk, peer, time, received) SELECT pk, ?, ?, ? FROM objects"
+                " WHERE id = ? AND version = ? ON CONFLICT (pk, peer) DO NOTHING",
+                [(peer, now, int(received), object_id, version) for object_id, version in versions],
             )
 
     def held_by(self, peer: str, versions: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -157,10 +159,10 @@ class SQLitePeerTables:
                 chunk = wanted[start:start + _CHUNK]
                 ids = orjson.dumps([object_id for object_id, _ in chunk]).decode()
                 rows = conn.execute(
-                    "SELECT id, version FROM peer_holds WHERE peer = ? AND id IN (SELECT value FROM json_each(?))"
-                    " UNION ALL SELECT o.id, o.version FROM objects o JOIN provenance p ON p.pk = o.pk AND p.peer = ?"
-                    " WHERE o.id IN (SELECT value FROM json_each(?))",
-                    (peer, ids, peer, ids),
+                    "SELECT o.id, o.version FROM objects o WHERE o.id IN (SELECT value FROM json_each(?))"
+                    " AND (EXISTS (SELECT 1 FROM peer_holds h WHERE h.pk = o.pk AND h.peer = ?)"
+                    " OR EXISTS (SELECT 1 FROM provenance p WHERE p.pk = o.pk AND p.peer = ?))",
+                    (ids, peer, peer),
                 ).fetchall()
                 found.update((r[0], r[1]) for r in rows)
         return found & set(wanted)
@@ -171,7 +173,8 @@ class SQLitePeerTables:
             # the sync engine's own row) counts once, at its first record.
             rows = conn.execute(
                 "SELECT peer, version, min(time) AS first FROM ("
-                " SELECT peer, version, time FROM peer_holds WHERE id = ? AND received = 1"
+                " SELECT h.peer, o.version, h.time FROM objects o JOIN peer_holds h ON h.pk = o.pk"
+                " WHERE o.id = ? AND h.received = 1"
                 " UNION ALL SELECT p.peer, o.version, p.received FROM objects o JOIN provenance p ON p.pk = o.pk"
                 " WHERE o.id = ?)"
                 " GROUP BY peer, version ORDER BY first, peer",

@@ -76,8 +76,8 @@ class SQLiteProvenanceTables:
                 rows = conn.execute(
                     "SELECT o.id, o.version, p.peer FROM objects o JOIN provenance p ON p.pk = o.pk"
                     " WHERE o.id IN (SELECT value FROM json_each(?))"
-                    " UNION SELECT id, version, peer FROM peer_holds"
-                    " WHERE received = 1 AND id IN (SELECT value FROM json_each(?))",
+                    " UNION SELECT o.id, o.version, h.peer FROM objects o JOIN peer_holds h ON h.pk = o.pk"
+                    " WHERE h.received = 1 AND o.id IN (SELECT value FROM json_each(?))",
                     (chunk, chunk),
                 ).fetchall()
                 for object_id, version, peer in rows:
