@@ -59,8 +59,10 @@ def normalize_kind(kind: str) -> str:
 # An IPv4 address already in canonical form (no prefix, no leading zeros, octets to 255):
 # the common case, answered without building ipaddress objects (a third of the cost of
 # indexing an indicator, which every stored and every received indicator pays).
-_CANONICAL_IPV4_RE = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
-                                r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\Z")
+# The expression (without anchors) is shared with index.py's shortcut for indicator patterns.
+CANONICAL_IPV4 = (r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+                  r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])")
+_CANONICAL_IPV4_RE = re.compile(CANONICAL_IPV4 + r"\Z")
 
 
 def is_canonical_ipv4(value: str) -> bool:
@@ -71,6 +73,10 @@ def is_canonical_ipv4(value: str) -> bool:
 def _ip(value: str, version: int) -> str:
     if version == 4 and is_canonical_ipv4(value):
         return value
+    return _parsed_ip(value, version)
+
+
+def _parsed_ip(value: str, version: int) -> str:
     try:
         iface = ipaddress.ip_interface(value.strip())
     except ValueError:
@@ -83,7 +89,20 @@ def _ip(value: str, version: int) -> str:
     return f"{iface.ip.compressed}/{iface.network.prefixlen}"
 
 
+# A domain name already in canonical form: lower-case ASCII labels, no trailing
+# dot, no surrounding space. The steps of _parsed_domain would return it
+# unchanged (each label is what _LABEL_RE accepts); one match costs about half of them.
+_CANONICAL_DOMAIN_RE = re.compile(r"(?:(?!-)[a-z0-9_-]{1,63}(?<!-)\.)*(?!-)[a-z0-9_-]{1,63}(?<!-)\Z")
+
+
 def _domain(value: str) -> str:
+    # `type is str`: the slow path returns a plain str for a str subclass, and so must this.
+    if type(value) is str and len(value) <= 253 and _CANONICAL_DOMAIN_RE.match(value):
+        return value
+    return _parsed_domain(value)
+
+
+def _parsed_domain(value: str) -> str:
     name = value.strip().rstrip(".").lower()
     if not name or len(name) > 253:
         raise ValueError(f"not a domain name: {value!r}")
