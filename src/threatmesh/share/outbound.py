@@ -33,12 +33,19 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, Iterable, Mapping, Sequence, TypeVar
+from typing import AbstractSet, Any, Generic, Iterable, Mapping, Sequence, TypeVar
 
 import orjson
 
 from threatmesh.share.policy import Decision, Recipient, RecipientKind, Subject, decide
-from threatmesh.share.redact import Finding, RedactionSettings, anonymise_sighting, redact_object
+from threatmesh.share.redact import (
+    STIX_PROPERTIES,
+    Finding,
+    RedactionSettings,
+    anonymise_sighting,
+    findings_prescreen,
+    redact_object,
+)
 from threatmesh.store.protocol import PageRow, Store, StoredVersion
 
 log = logging.getLogger("threatmesh.share.outbound")
@@ -57,6 +64,9 @@ CONTAINER_REFS: dict[str, tuple[str, ...]] = {
 # Refs that name who made or how to mark an object, not intelligence: not checked.
 _UNCHECKED = frozenset({"created_by_ref", "object_marking_refs", "granular_markings", "external_references",
                         "kill_chain_phases"})
+# Standard properties that `_refs` passes by: an object with no other key holds no ref to check.
+_REFLESS = frozenset(k for k in STIX_PROPERTIES if k in _UNCHECKED or ("_ref" not in k and k != "extensions"))
+_NO_SENDERS: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +177,8 @@ class Outbound:
         self._class_number = cache.class_number(self._class) if cache is not None else -1
         self._targets: dict[str, Decision] = {}
         self._sent_identities: set[str] = set()
+        self._decisions: dict[tuple[Any, ...], Decision] = {}
+        self._may_hold_findings = findings_prescreen(redaction)
 
     # -- public ------------------------------------------------------------------------
 
@@ -186,7 +198,7 @@ class Outbound:
         # which the row carries; the other peers that sent it too matter only for refs and
         # are looked up there (`_target_allowed`). So no per-version provenance query here.
         for version in selection:
-            self._prepare_one(version, set(), batch)
+            self._prepare_one(version, _NO_SENDERS, batch)
         return batch
 
     def prepare_rows(self, rows: Sequence[PageRow]) -> list[PageRow]:
@@ -221,17 +233,18 @@ class Outbound:
     # -- per version ---------------------------------------------------------------------
 
     def _prepare_one(
-        self, version: V, senders: set[str], batch: OutgoingBatch[V], *, data: dict[str, Any] | None = None
+        self, version: V, senders: AbstractSet[str], batch: OutgoingBatch[V], *, data: dict[str, Any] | None = None
     ) -> None:
         key = None
+        from_peer = version.source.startswith("peer:")
         if self.cache is not None and data is None:
-            key = (version.id, version.version, version.tlp, version.source.startswith("peer:"), self._class_number)
+            key = (version.id, version.version, version.tlp, from_peer, self._class_number)
             hit = self.cache.get(key)
             if hit is not None:
                 self._append(version, hit[0], hit[1], batch)
                 return
         data = orjson.loads(version.json) if data is None else data
-        policy = decide(Subject.of(version, data, senders), self.recipient, default_tlp=self.default_tlp)
+        policy = self._decide(version, data, senders, from_peer)
         if policy.allowed and self.recipient.kind is RecipientKind.OPERATOR:
             batch.items.append(version)
             return
@@ -250,7 +263,7 @@ class Outbound:
                 self._sent_identities.add(identity["id"])
                 batch.extra.append(orjson.dumps(identity))
         findings: tuple[Finding, ...] = ()
-        if self.redaction.enabled:
+        if self._may_hold_findings(out):
             redacted = redact_object(out, self.redaction)
             if redacted.changed:
                 out, modified = redacted.data, True
@@ -259,6 +272,27 @@ class Outbound:
         if key is not None and self.cache is not None and version.type != "sighting" and not refs:
             self.cache.put(key, (raw, findings))
         self._append(version, raw, findings, batch)
+
+    def _decide(self, version: V, data: Mapping[str, Any], senders: AbstractSet[str], from_peer: bool) -> Decision:
+        """`decide` for one version, remembered by all that its rules read of a version
+        that is no marking definition: the effective TLP, whether it came from a peer
+        and the marking refs (the recipient and default level are this path's own).
+        Most of a stream shares a handful of such keys, and building a Subject and a
+        Decision for every version cost more than its reference and redaction checks."""
+        if version.id.startswith("marking-definition--"):  # its own id is a rule's input too
+            return decide(Subject.of(version, data, senders), self.recipient, default_tlp=self.default_tlp)
+        refs = data.get("object_marking_refs")
+        key = (version.tlp, from_peer, tuple(refs) if isinstance(refs, list) else ())
+        try:
+            known = self._decisions.get(key)
+        except TypeError:  # a marking ref that is no string, and unhashable: not remembered
+            return decide(Subject.of(version, data, senders), self.recipient, default_tlp=self.default_tlp)
+        if known is None:
+            known = decide(Subject.of(version, data, senders), self.recipient, default_tlp=self.default_tlp)
+            if len(self._decisions) >= 1024:  # only a stream of ever new marking lists fills it
+                self._decisions.clear()
+            self._decisions[key] = known
+        return known
 
     def _append(self, version: V, raw: bytes | None, findings: tuple[Finding, ...], batch: OutgoingBatch[V]) -> None:
         """Add a version that may go: as stored (`raw` None) or as this node's modified copy."""
@@ -277,6 +311,8 @@ class Outbound:
                         ) -> tuple[dict[str, Any], bool, Decision | None]:
         """(object to send, whether it was cut, the refusal when it may not go at all);
         `refs` are the object's `_refs`, walked once by the caller."""
+        if not refs:
+            return data, False, None
         containers = CONTAINER_REFS.get(str(data.get("type")), ())
         anonymised = ("where_sighted_refs",) if data.get("type") == "sighting" and self.redaction.anonymise_sightings \
             and self.redaction.enabled else ()
@@ -325,9 +361,12 @@ class Outbound:
 def _refs(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
     """(property, target id) for every ref of an object, markings and creator excepted.
 
-    Runs on every version that leaves: most keys hold no ref, and one substring test
-    passes them by."""
+    Runs on every version that leaves: most objects have only keys of `_REFLESS` (one
+    set comparison), and in the others most keys hold no ref, which one substring test
+    passes by."""
     found: list[tuple[str, str]] = []
+    if data.keys() <= _REFLESS:
+        return found
     for key, value in data.items():
         if "_ref" not in key and key != "extensions":
             continue
