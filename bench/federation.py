@@ -150,18 +150,21 @@ def wait_converged(mesh: Mesh, target: int, timeout: float, progress: float = 0.
 
 def _wait(mesh: Mesh, holdings: Holdings, target: int, timeout: float, progress: float,
           start: float) -> float | None:
-    last_at, last_cpu, last_busy = start, node_cpu_seconds(mesh), machine_busy_seconds()
+    last_at, last_each, last_busy = start, each_node_cpu_seconds(mesh), machine_busy_seconds()
     while time.monotonic() - start < timeout:
         counts = holdings.poll()
         if all(n >= target for n in counts):
             return time.monotonic() - start
         now = time.monotonic()
         if progress and now - last_at >= progress:
-            cpu, busy = node_cpu_seconds(mesh), machine_busy_seconds()
+            each, busy = each_node_cpu_seconds(mesh), machine_busy_seconds()
+            span = now - last_at
+            used = {name: (cpu - last_each.get(name, 0.0)) / span for name, cpu in each.items()}
+            top = max(used, key=lambda name: used[name])
             print(f"  {now - start:6.1f} s: {sum(counts) / (target * len(counts)):6.1%} held, nodes busy "
-                  f"{(cpu - last_cpu) / (now - last_at):.2f} cores, the machine {(busy - last_busy) / (now - last_at):.2f}"
-                  f" of {os.cpu_count()}", flush=True)
-            last_at, last_cpu, last_busy = now, cpu, busy
+                  f"{sum(used.values()):.2f} cores (the busiest, {top}, {used[top]:.2f}), the machine "
+                  f"{(busy - last_busy) / span:.2f} of {os.cpu_count()}", flush=True)
+            last_at, last_each, last_busy = now, each, busy
         time.sleep(0.25)
     return None
 
