@@ -3,7 +3,10 @@
 Every node is a `threatmesh serve` process with its own SQLite file and port on
 127.0.0.1 (the harness of tests/federation/mesh.py). Objects (TLP:CLEAR
 indicators, so that all of them must reach every node) are spread round-robin
-among the nodes once every node is up; the clock starts then.
+among the nodes once every node is up; the clock starts then, and the nodes
+share while their objects are being stored (each node's share by a process of
+its own, forked from this one). The seeders and this process's polls of the
+nodes' holdings are printed as "seeding and watching" CPU.
 
 In the same run, per topology:
   threatmesh   the serve sync loop (push on new objects, incremental pulls)
