@@ -168,7 +168,7 @@ def install_stages() -> Stages:
     stages.wrap(sync, "outgoing", "send:   outgoing (egress, redaction)")
     stages.wrap(signatures.Signer, "manifest", "send:   signer.manifest")
     stages.wrap(PeerClient, "post_envelope", "send:   post_envelope (HTTP, own thread)")
-    stages.wrap(SQLiteStore, "mark_held", "both:   store.mark_held")
+    stages.wrap(SQLiteStore, "mark_held_pks", "send:   store.mark_held_pks")
     stages.wrap(SQLiteStore, "record_provenance", "recv:   store.record_provenance")
     return stages
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from threatmesh.errors import Conflict, NotFound
-from threatmesh.store.protocol import Peer, PeerRejection, PeerSyncState, ProvenanceRecord, Store
+from threatmesh.store.protocol import ObjectQuery, Peer, PeerRejection, PeerSyncState, ProvenanceRecord, Store
 
 from .conftest import C1, OpenStore, make_object, ts
 
@@ -104,6 +104,24 @@ def test_a_provenance_receipt_counts_as_held_and_received(store: Store) -> None:
     store.mark_held("west", [pairs[1]], received=True)
     store.record_provenance([ProvenanceRecord(pairs[1][0], pairs[1][1], "west", 5)])
     assert store.received_from(pairs[1][0]) == [("west", ts(1), 5), ("east", ts(1), 101)]
+
+
+def test_holdings_by_pk_agree_with_holdings_by_version(store: Store, c1: str) -> None:
+    pairs = [(f"indicator--{i:08d}-0000-4000-8000-000000000000", ts(i)) for i in range(600)]
+    store.put_objects([make_object(i, v) for i, v in pairs], collection_id=c1, source="test")
+    rows = store.query_rows(ObjectQuery(c1, versions=("all",))).rows
+    pk = {(r.id, r.version): r.pk for r in rows}
+    assert len(set(pk.values())) == 600 and 0 not in pk.values()
+    store.mark_held_pks("east", [pk[p] for p in pairs[:300]], received=False)
+    store.mark_held("east", pairs[250:350], received=False)  # overlaps: each kept once
+    store.record_provenance([ProvenanceRecord(i, v, "east", 1) for i, v in pairs[500:520]])
+    store.mark_held_pks("west", [pk[pairs[599]]], received=True)
+    for peer in ("east", "west", "north"):
+        by_version = store.held_by(peer, pairs)
+        assert store.held_pks(peer, [pk[p] for p in pairs]) == {pk[p] for p in by_version}
+    assert store.held_by("east", pairs) == set(pairs[:350]) | set(pairs[500:520])
+    assert [(p, v) for p, v, _ in store.received_from(pairs[599][0])] == [("west", ts(599))]
+    assert store.held_pks("east", []) == set()
 
 
 def test_sync_state_and_rejections(store: Store) -> None:

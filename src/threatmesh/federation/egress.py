@@ -22,6 +22,7 @@ class Outgoing:
     # (id, version key) of the stored versions that go; objects past its length are
     # additions of the egress path (an anonymous identity), not stored versions.
     versions: list[tuple[str, str]] = field(default_factory=list)
+    pks: list[int] = field(default_factory=list)  # their store keys, as `versions`
     withheld: dict[str, int] = field(default_factory=dict)  # rule -> how many versions it held back
     redactions: int = 0
     derived: list[int] = field(default_factory=list)  # indexes of this node's modified copies (redacted, cut)
@@ -36,6 +37,7 @@ def outgoing(store: Store, versions: Sequence[PageRow], recipient: Recipient, *,
     return Outgoing(
         objects=[item.json for item in batch.items] + list(batch.extra),
         versions=[(item.id, item.version) for item in batch.items],
+        pks=[item.pk for item in batch.items],
         withheld=batch.withheld_by_rule(),
         redactions=len(batch.redactions),
         derived=list(batch.derived),

@@ -273,9 +273,10 @@ def _push(ctx: SyncContext, peer: Peer, client: PeerClient, remote: str, report:
             refused_ids = {f.split(":", 1)[0] for f in result.failures}
             report.failed += len(result.failures)
             report.failures.extend(result.failures)
-            delivered = [v for v in out.versions[start:end] if v[0] not in refused_ids]
+            delivered = [pk for pk, (object_id, _) in zip(out.pks[start:end], out.versions[start:end])
+                         if object_id not in refused_ids]
             report.sent += len(delivered)
-            ctx.store.mark_held(peer.name, delivered, received=False)
+            ctx.store.mark_held_pks(peer.name, delivered, received=False)
             if progress:
                 progress(f"push {peer.name}", end - start)
         position = page.items[-1].date_added
@@ -288,8 +289,8 @@ def _not_held(store: Store, peer: Peer, items: Sequence[PageRow]) -> list[PageRo
     """The versions the peer neither sent here nor is known to hold."""
     came_from = f"peer:{peer.name}"
     others = [i for i in items if i.source != came_from]
-    held = store.held_by(peer.name, [(i.id, i.version) for i in others])
-    return [i for i in others if (i.id, i.version) not in held]
+    held = store.held_pks(peer.name, [i.pk for i in others])
+    return [i for i in others if i.pk not in held]
 
 
 def _envelopes(objects: Sequence[bytes], max_bytes: int, max_objects: int) -> list[tuple[int, int]]:

@@ -115,6 +115,9 @@ class PageRow(NamedTuple):
     tlp: str | None  # effective TLP, as in StoredVersion
     source: str
     json: bytes
+    # The store's own key of the version (0 for a row made elsewhere): what the sync
+    # passes to `held_pks` and `mark_held_pks`.
+    pk: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,6 +451,14 @@ class Store(Protocol):
 
     def held_by(self, peer: str, versions: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         """The subset of (id, version) pairs the peer is known to hold."""
+        ...
+
+    def mark_held_pks(self, peer: str, pks: Sequence[int], *, received: bool) -> None:
+        """`mark_held` for stored versions named by their `PageRow.pk`."""
+        ...
+
+    def held_pks(self, peer: str, pks: Sequence[int]) -> set[int]:
+        """`held_by` for stored versions named by their `PageRow.pk`: the subset the peer holds."""
         ...
 
     def received_from(self, object_id: str) -> list[tuple[str, str, int]]:

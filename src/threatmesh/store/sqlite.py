@@ -68,7 +68,7 @@ _VERSION_COLUMNS = (
 _OBJECT_COLUMNS = _VERSION_COLUMNS.format(added="o.date_added")
 _MEMBER_COLUMNS = _VERSION_COLUMNS.format(added="m.date_added")
 # Columns read into a PageRow (query_rows), in its field order.
-_ROW_COLUMNS = "m.date_added, o.id, o.type, o.version, o.spec_version, o.tlp, o.source, o.json"
+_ROW_COLUMNS = "m.date_added, o.id, o.type, o.version, o.spec_version, o.tlp, o.source, o.json, o.pk"
 
 
 def _now_us() -> int:

@@ -167,6 +167,31 @@ class SQLitePeerTables:
                 found.update((r[0], r[1]) for r in rows)
         return found & set(wanted)
 
+    def mark_held_pks(self, peer: str, pks: Sequence[int], *, received: bool) -> None:
+        if not pks:
+            return
+        now = _now_us()
+        with self._writing() as conn:
+            conn.executemany(
+                "INSERT INTO peer_holds (pk, peer, time, received) VALUES (?, ?, ?, ?) ON CONFLICT (pk, peer) DO NOTHING",
+                [(pk, peer, now, int(received)) for pk in pks],
+            )
+
+    def held_pks(self, peer: str, pks: Sequence[int]) -> set[int]:
+        found: set[int] = set()
+        wanted = list(dict.fromkeys(pks))
+        with self._reading() as conn:
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = orjson.dumps(wanted[start:start + _CHUNK]).decode()
+                rows = conn.execute(
+                    "SELECT value FROM json_each(?) WHERE EXISTS (SELECT 1 FROM peer_holds h"
+                    " WHERE h.pk = value AND h.peer = ?) OR EXISTS (SELECT 1 FROM provenance p"
+                    " WHERE p.pk = value AND p.peer = ?)",
+                    (chunk, peer, peer),
+                ).fetchall()
+                found.update(r[0] for r in rows)
+        return found
+
     def received_from(self, object_id: str) -> list[tuple[str, str, int]]:
         with self._reading() as conn:
             # A version recorded in both tables (stores written before receipts replaced
