@@ -178,19 +178,17 @@ class SQLitePeerTables:
             )
 
     def held_pks(self, peer: str, pks: Sequence[int]) -> set[int]:
-        found: set[int] = set()
-        wanted = list(dict.fromkeys(pks))
+        if not pks:
+            return set()
         with self._reading() as conn:
-            for start in range(0, len(wanted), _CHUNK):
-                chunk = orjson.dumps(wanted[start:start + _CHUNK]).decode()
-                rows = conn.execute(
-                    "SELECT value FROM json_each(?) WHERE EXISTS (SELECT 1 FROM peer_holds h"
-                    " WHERE h.pk = value AND h.peer = ?) OR EXISTS (SELECT 1 FROM provenance p"
-                    " WHERE p.pk = value AND p.peer = ?)",
-                    (chunk, peer, peer),
-                ).fetchall()
-                found.update(r[0] for r in rows)
-        return found
+            # One JSON array for all of them (a bound parameter, however long).
+            rows = conn.execute(
+                "SELECT value FROM json_each(?) WHERE EXISTS (SELECT 1 FROM peer_holds h"
+                " WHERE h.pk = value AND h.peer = ?) OR EXISTS (SELECT 1 FROM provenance p"
+                " WHERE p.pk = value AND p.peer = ?)",
+                (orjson.dumps(list(pks)).decode(), peer, peer),
+            ).fetchall()
+        return {r[0] for r in rows}
 
     def received_from(self, object_id: str) -> list[tuple[str, str, int]]:
         with self._reading() as conn:
