@@ -451,7 +451,7 @@ def redact_object(
     """Redact the free text of one object; the input is not modified (a copy is made when needed)."""
     if not settings.enabled or data.get("type") in SCO_TYPES:
         return RedactedObject(dict(data))
-    if not _may_hold_findings(data, settings):
+    if not _object_may_match(data, _prescreen(settings)):
         return RedactedObject(data if isinstance(data, dict) else dict(data))
     object_id = str(data.get("id", ""))
     threat = exempt | pattern_literals(str(data.get("pattern", ""))) if data.get("type") == "indicator" else exempt
@@ -519,17 +519,12 @@ def _nested_strings(value: Any) -> Iterator[str]:
             yield from _nested_strings(item)
 
 
-def may_hold_findings(data: Mapping[str, Any], settings: RedactionSettings) -> bool:
-    """False when `redact_object` surely finds nothing in `data` (it would give the object
-    back unchanged): lets the egress path, which sends most objects as they are, skip
-    building a result for them. True says only that it may find something."""
-    return findings_prescreen(settings)(data)
-
-
 def findings_prescreen(settings: RedactionSettings) -> Callable[[Mapping[str, Any]], bool]:
-    """`may_hold_findings` with its settings bound, for a path that asks it of every object
-    it sends: looking the pre-screen up by the settings (hashing them) added about a
-    tenth to the test of a typical indicator."""
+    """A test, with `settings` bound, that is False for an object in which `redact_object`
+    surely finds nothing (it would give the object back unchanged): lets the egress path,
+    which sends most objects as they are, skip building a result for them. True says only
+    that it may find something. Bound once per path: looking the pre-screen up by the
+    settings (hashing them) added about a tenth to the test of a typical indicator."""
     if not settings.enabled:
         return _finds_nothing
     screen = _prescreen(settings)
@@ -538,10 +533,6 @@ def findings_prescreen(settings: RedactionSettings) -> Callable[[Mapping[str, An
 
 def _finds_nothing(data: Mapping[str, Any]) -> bool:
     return False
-
-
-def _may_hold_findings(data: Mapping[str, Any], settings: RedactionSettings) -> bool:
-    return _object_may_match(data, _prescreen(settings))
 
 
 def _object_may_match(data: Mapping[str, Any], screen: _Prescreen) -> bool:
