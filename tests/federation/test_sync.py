@@ -110,6 +110,24 @@ def test_push_is_idempotent_and_never_echoes(pair: Pair) -> None:
     assert pulled.unchanged == 0
 
 
+def test_a_pull_skips_what_the_puller_holds_in_bounded_reads(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a peer sent here or holds is left out of its pulls before being read, a bounded
+    window of the collection per read: pages may come back empty with `more`, and the
+    puller pages on to exactly what it lacks."""
+    from threatmesh.store import sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "HELD_WINDOW", 4)
+    monkeypatch.setattr(sync_module, "PAGE_SIZE", 3)
+    pair.seed(pair.a, [indicator(f"w{i}", "clear") for i in range(20)])
+    pushed = sync_peer(context_for(pair.a), pair.a.store.get_peer("b"), pull=False)
+    assert pushed.error is None and pushed.sent == 21  # the seeds and a's identity
+    pair.seed(pair.b, [indicator(f"own{i}", "clear") for i in range(5)])
+    pulled = sync_peer(context_for(pair.a), pair.a.store.get_peer("b"), push=False)
+    # b's five and b's identity; nothing a sent comes back.
+    assert pulled.error is None and (pulled.received, pulled.unchanged) == (6, 0)
+    assert {indicator(f"own{i}", "clear")["id"] for i in range(5)} <= pair.held(pair.a)
+
+
 def test_amber_received_from_a_peer_is_not_forwarded_by_push_or_pull(pair: Pair, tmp_path: Path) -> None:
     pair.seed(pair.a, [indicator("amber", "amber"), indicator("green", "green")])
     sync_peer(context_for(pair.a), pair.a.store.get_peer("b"), pull=False)

@@ -72,56 +72,91 @@ def test_cursors_are_per_peer_direction_and_collection_and_survive_reopening(ope
     assert again.get_sync_cursor("west", "push", "default") is None
 
 
+def _pks(store: Store, pairs: list[tuple[str, str]]) -> list[int]:
+    """The stored versions' pks (as `PageRow.pk`), in the order of `pairs`."""
+    rows = store.query_rows(ObjectQuery(C1, versions=("all",))).rows
+    pk = {(r.id, r.version): r.pk for r in rows}
+    return [pk[p] for p in pairs]
+
+
+def _stored(store: Store, count: int, *, first: int = 0, source: str = "test") -> list[tuple[str, str]]:
+    pairs = [(f"indicator--{i:08d}-0000-4000-8000-000000000000", ts(i)) for i in range(first, first + count)]
+    store.put_objects([make_object(i, v) for i, v in pairs], collection_id=C1, source=source)
+    return pairs
+
+
 def test_what_peers_hold(store: Store) -> None:
-    pairs = [(f"indicator--{i:08d}-0000-4000-8000-000000000000", ts(i)) for i in range(900)]
-    store.put_objects([make_object(i, v) for i, v in pairs], collection_id=C1, source="test")
-    store.mark_held("east", pairs[:600], received=True)
-    store.mark_held("east", pairs[:10], received=False)  # already known: kept as it was
-    store.mark_held("west", pairs[600:], received=False)
-    assert store.held_by("east", pairs) == set(pairs[:600])
-    assert store.held_by("west", pairs[:700]) == set(pairs[600:700])
-    assert store.held_by("east", [(pairs[0][0], ts(999))]) == set()  # another version of a held id
+    pairs = _stored(store, 900)
+    pks = _pks(store, pairs)
+    assert len(set(pks)) == 900 and 0 not in pks
+    store.mark_held_pks("east", pks[:600], received=True)
+    store.mark_held_pks("east", pks[:10], received=False)  # already known: kept as it was
+    store.mark_held_pks("west", pks[600:], received=False)
+    assert store.held_pks("east", pks) == set(pks[:600])
+    assert store.held_pks("west", pks[:700]) == set(pks[600:700])
+    assert store.held_pks("north", pks) == set()
+    assert store.held_pks("east", []) == set()
     assert [(p, v) for p, v, _ in store.received_from(pairs[0][0])] == [("east", ts(0))]
     assert store.received_from(pairs[700][0]) == []  # sent to west, not received from it
-    store.mark_held("west", [("indicator--never-stored", ts(1))], received=True)  # only stored versions count
-    assert store.received_from("indicator--never-stored") == []
-    assert store.held_by("west", [("indicator--never-stored", ts(1))]) == set()
+    store.mark_held_pks("west", [max(pks) + 1000], received=True)  # only stored versions count
+    assert store.held_pks("west", [max(pks) + 1000]) == set()
 
 
 def test_a_provenance_receipt_counts_as_held_and_received(store: Store) -> None:
     # The sync engine records what a peer sent as a receipt only (no peer_holds row).
-    pairs = [(f"indicator--{i:08d}-0000-4000-8000-000000000000", ts(i)) for i in range(500)]
-    # Receipts are kept for stored versions.
-    store.put_objects([make_object(i, v) for i, v in pairs], collection_id=C1, source="test")
+    pairs = _stored(store, 500)  # receipts are kept for stored versions
+    pks = _pks(store, pairs)
     store.record_provenance([ProvenanceRecord(i, v, "east", 100 + n) for n, (i, v) in enumerate(pairs[:450])])
-    store.mark_held("east", pairs[440:460], received=False)  # overlaps the receipts
-    assert store.held_by("east", pairs) == set(pairs[:460])
-    assert store.held_by("west", pairs) == set()
-    assert store.held_by("east", [(pairs[0][0], ts(999))]) == set()  # another version of a held id
+    store.mark_held_pks("east", pks[440:460], received=False)  # overlaps the receipts
+    assert store.held_pks("east", pks) == set(pks[:460])
+    assert store.held_pks("west", pks) == set()
     assert store.received_from(pairs[0][0]) == [("east", ts(0), 100)]
     assert store.received_from(pairs[455][0]) == []  # accepted from here, not sent by east
     # Recorded both ways (a store written before receipts stood for holdings): listed once, first time.
-    store.mark_held("west", [pairs[1]], received=True)
+    store.mark_held_pks("west", [pks[1]], received=True)
     store.record_provenance([ProvenanceRecord(pairs[1][0], pairs[1][1], "west", 5)])
     assert store.received_from(pairs[1][0]) == [("west", ts(1), 5), ("east", ts(1), 101)]
 
 
-def test_holdings_by_pk_agree_with_holdings_by_version(store: Store, c1: str) -> None:
-    pairs = [(f"indicator--{i:08d}-0000-4000-8000-000000000000", ts(i)) for i in range(600)]
-    store.put_objects([make_object(i, v) for i, v in pairs], collection_id=c1, source="test")
-    rows = store.query_rows(ObjectQuery(c1, versions=("all",))).rows
-    pk = {(r.id, r.version): r.pk for r in rows}
-    assert len(set(pk.values())) == 600 and 0 not in pk.values()
-    store.mark_held_pks("east", [pk[p] for p in pairs[:300]], received=False)
-    store.mark_held("east", pairs[250:350], received=False)  # overlaps: each kept once
-    store.record_provenance([ProvenanceRecord(i, v, "east", 1) for i, v in pairs[500:520]])
-    store.mark_held_pks("west", [pk[pairs[599]]], received=True)
-    for peer in ("east", "west", "north"):
-        by_version = store.held_by(peer, pairs)
-        assert store.held_pks(peer, [pk[p] for p in pairs]) == {pk[p] for p in by_version}
-    assert store.held_by("east", pairs) == set(pairs[:350]) | set(pairs[500:520])
-    assert [(p, v) for p, v, _ in store.received_from(pairs[599][0])] == [("west", ts(599))]
-    assert store.held_pks("east", []) == set()
+def test_rows_a_peer_holds_are_left_out_of_its_pages(store: Store) -> None:
+    """`query_rows(not_held_by=PEER)`: what the peer sent here (first source or receipt) or
+    is known to hold is left out; paging on `examined_to` returns the rest exactly once."""
+    pairs = _stored(store, 100, source="peer:east") + _stored(store, 300, first=100)
+    pks = _pks(store, pairs)
+    store.record_provenance([ProvenanceRecord(i, v, "east", 1) for i, v in pairs[100:200]])
+    store.mark_held_pks("east", pks[200:300], received=False)
+    store.mark_held_pks("west", pks[300:310], received=False)
+    every = store.query_rows(ObjectQuery(C1, versions=("all",))).rows
+    assert [(r.id, r.version) for r in every] == pairs
+
+    whole = store.query_rows(ObjectQuery(C1, versions=("all",)), not_held_by="east")
+    assert [(r.id, r.version) for r in whole.rows] == pairs[300:]
+    assert whole.more is False and whole.examined_to == every[-1].date_added
+    # A peer that holds nothing gets every row, as without the filter.
+    assert store.query_rows(ObjectQuery(C1, versions=("all",)), not_held_by="north").rows == every
+
+    # Paged: a page that ends at its limit says how far it examined.
+    seen: list[tuple[str, str]] = []
+    after = None
+    for _ in range(20):
+        page = store.query_rows(ObjectQuery(C1, added_after=after, versions=("all",), limit=30), not_held_by="east")
+        assert len(page.rows) <= 30
+        seen += [(r.id, r.version) for r in page.rows]
+        if page.rows and page.more:
+            assert page.examined_to == page.rows[-1].date_added
+        if not page.more:
+            break
+        after = page.examined_to
+    assert seen == pairs[300:]
+
+    # Another version of a held id is not held.
+    newer = (pairs[250][0], ts(999))
+    store.put_objects([make_object(*newer)], collection_id=C1, source="test")
+    page = store.query_rows(ObjectQuery(C1, added_after=whole.examined_to, versions=("all",)), not_held_by="east")
+    assert [(r.id, r.version) for r in page.rows] == [newer]
+    # Past the end: nothing examined.
+    empty = store.query_rows(ObjectQuery(C1, added_after=page.examined_to, versions=("all",)), not_held_by="east")
+    assert (empty.rows, empty.more, empty.examined_to) == ((), False, None)
 
 
 def test_sync_state_and_rejections(store: Store) -> None:

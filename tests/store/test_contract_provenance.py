@@ -6,13 +6,25 @@ import sqlite3
 from pathlib import Path
 
 from tests.store.conftest import C1, OpenStore, make_object
-from threatmesh.store.protocol import Collection, ProvenanceRecord, Store
+from threatmesh.store.protocol import Collection, ObjectQuery, ProvenanceRecord, Store
 from threatmesh.store.sqlite import SQLiteStore
 
 
 def _stored(store: Store, *versions: tuple[str, str]) -> None:
     """Receipts are kept for stored versions: store these first."""
     store.put_objects([make_object(i, v) for i, v in versions], collection_id=C1, source="test")
+
+
+def _pk(store: Store, object_id: str, version: str) -> int:
+    """The stored version's pk, as `PageRow.pk` names it."""
+    (row,) = [r for r in store.query_rows(ObjectQuery(C1, ids=(object_id,), versions=("all",))).rows
+              if r.version == version]
+    return row.pk
+
+
+def _held(store: Store, peer: str, *versions: tuple[str, str]) -> set[tuple[str, str]]:
+    pks = {_pk(store, i, v): (i, v) for i, v in versions}
+    return {pks[pk] for pk in store.held_pks(peer, list(pks))}
 
 
 def test_receipts_are_kept_once_per_peer_and_read_back_in_order(store: Store) -> None:
@@ -35,8 +47,8 @@ def test_senders_of_names_the_peers_per_version(store: Store) -> None:
     _stored(store, ("x--1", "v1"), ("x--1", "v2"), ("x--1", "v3"))
     store.record_provenance([ProvenanceRecord("x--1", "v1", "a", 1), ProvenanceRecord("x--1", "v1", "b", 2),
                              ProvenanceRecord("x--1", "v2", "c", 3)])
-    store.mark_held("d", [("x--1", "v1")], received=True)  # the sync engine's record counts too
-    store.mark_held("e", [("x--1", "v1")], received=False)  # holding is not sending
+    store.mark_held_pks("d", [_pk(store, "x--1", "v1")], received=True)  # the sync engine's record counts too
+    store.mark_held_pks("e", [_pk(store, "x--1", "v1")], received=False)  # holding is not sending
     many = [(f"y--{n}", "v") for n in range(1000)]
     found = store.senders_of([("x--1", "v1"), ("x--1", "v2"), ("x--1", "v3"), *many])
     assert found == {("x--1", "v1"): {"a", "b", "d"}, ("x--1", "v2"): {"c"}}
@@ -87,7 +99,7 @@ def test_receipts_of_a_store_from_before_0009_are_carried_over(tmp_path: Path) -
         ]
         assert [r.peer for r in store.provenance("x--2")] == ["c"]
         assert store.provenance("x--3") == []  # never stored here: not carried over
-        assert store.held_by("a", [("x--1", "v1"), ("x--1", "v2"), ("x--2", "v1")]) == {("x--1", "v1"), ("x--1", "v2")}
+        assert _held(store, "a", ("x--1", "v1"), ("x--1", "v2"), ("x--2", "v1")) == {("x--1", "v1"), ("x--1", "v2")}
     finally:
         store.close()
 
@@ -111,8 +123,8 @@ def test_holdings_of_a_store_from_before_0010_are_carried_over(tmp_path: Path) -
     store = SQLiteStore(path)
     try:
         assert store.received_from("x--1") == [("a", "v1", 10)]
-        assert store.held_by("b", [("x--1", "v1"), ("x--1", "v2")]) == {("x--1", "v1"), ("x--1", "v2")}
-        assert store.held_by("a", [("x--1", "v2")]) == set()
+        assert _held(store, "b", ("x--1", "v1"), ("x--1", "v2")) == {("x--1", "v1"), ("x--1", "v2")}
+        assert _held(store, "a", ("x--1", "v2")) == set()
         assert store.senders_of([("x--1", "v1")]) == {("x--1", "v1"): {"a"}}
         assert store.received_from("x--9") == []  # never stored here: not carried over
     finally:

@@ -120,10 +120,19 @@ class PageRow(NamedTuple):
     pk: int = 0
 
 
+# Memberships one `query_rows(not_held_by=...)` call examines at most: a peer that holds
+# everything is answered in pages of this many examined rows, each a bounded read.
+HELD_WINDOW = 100_000
+
+
 @dataclass(frozen=True, slots=True)
 class RowPage:
     rows: tuple[PageRow, ...]
     more: bool  # further matching items exist after the last one returned
+    # The date_added through which the collection was examined: the next page's
+    # `added_after`. Past the last row when rows were left out (`query_rows(not_held_by=)`);
+    # None when nothing was examined.
+    examined_to: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,9 +336,15 @@ class Store(Protocol):
 
     def query(self, query: ObjectQuery) -> QueryPage: ...
 
-    def query_rows(self, query: ObjectQuery) -> RowPage:
+    def query_rows(self, query: ObjectQuery, *, not_held_by: str | None = None) -> RowPage:
         """`query` with light rows: the same versions, in the same order, with the same
-        `more`, as `PageRow`s (for the hot paths that send pages of stored JSON)."""
+        `more`, as `PageRow`s (for the hot paths that send pages of stored JSON).
+
+        With `not_held_by=PEER`, the versions that peer sent here (first source or a
+        receipt) or is known to hold are left out, without being read: what a peer's pull
+        is served. Then a call examines at most `HELD_WINDOW` memberships past
+        `added_after`; `examined_to` says how far it got (rows may be fewer than the
+        limit, even none, while `more` is true)."""
         ...
 
     def iter_objects(
@@ -444,21 +459,16 @@ class Store(Protocol):
 
     def set_sync_cursor(self, peer: str, direction: str, collection: str, position: str) -> None: ...
 
-    def mark_held(self, peer: str, versions: Sequence[tuple[str, str]], *, received: bool) -> None:
-        """Record that a peer holds these stored (id, version) pairs: it sent them (received=True)
-        or accepted them from this node. A pair the store does not hold is not recorded."""
-        ...
-
-    def held_by(self, peer: str, versions: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        """The subset of (id, version) pairs the peer is known to hold."""
-        ...
-
     def mark_held_pks(self, peer: str, pks: Sequence[int], *, received: bool) -> None:
-        """`mark_held` for stored versions named by their `PageRow.pk`."""
+        """Record that a peer holds these stored versions, named by their `PageRow.pk`: it
+        sent them (received=True) or accepted them from this node. A pk the store does not
+        hold is not recorded."""
         ...
 
     def held_pks(self, peer: str, pks: Sequence[int]) -> set[int]:
-        """`held_by` for stored versions named by their `PageRow.pk`: the subset the peer holds."""
+        """The subset of these stored versions (by `PageRow.pk`) the peer is known to hold:
+        it sent them (a receipt, or `mark_held_pks(received=True)`) or accepted them from
+        here. A version's first source is not consulted: `PageRow.source` says it."""
         ...
 
     def received_from(self, object_id: str) -> list[tuple[str, str, int]]:

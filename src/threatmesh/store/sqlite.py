@@ -34,6 +34,7 @@ from threatmesh.store.sqlite_match import MATCH_KEY_INSERT, SQLiteMatchKeys, mat
 from threatmesh.store.sqlite_peers import SQLitePeerTables
 from threatmesh.store.sqlite_provenance import SQLiteProvenanceTables
 from threatmesh.store.protocol import (
+    HELD_WINDOW,
     Account,
     ApiRoot,
     AuditEntry,
@@ -515,12 +516,52 @@ class SQLiteStore(SQLitePeerTables, SQLiteProvenanceTables, SQLiteFactTables, SQ
         page = self._query_rows(query, _MEMBER_COLUMNS)
         return QueryPage(items=tuple(_row_to_version(r) for r in page[0]), more=page[1])
 
-    def query_rows(self, query: ObjectQuery) -> RowPage:
+    def query_rows(self, query: ObjectQuery, *, not_held_by: str | None = None) -> RowPage:
+        if not_held_by is not None:
+            return self._query_unheld_rows(query, not_held_by)
         rows, more = self._query_rows(query, _ROW_COLUMNS)
         # tuple.__new__ straight from map: a page is built in C (PageRow._make is Python, per row).
-        return RowPage(rows=tuple(map(partial(tuple.__new__, PageRow), rows)), more=more)
+        page = tuple(map(partial(tuple.__new__, PageRow), rows))
+        return RowPage(rows=page, more=more, examined_to=page[-1].date_added if page else None)
 
-    def _query_rows(self, query: ObjectQuery, columns: str) -> tuple[list[Any], bool]:
+    def _query_unheld_rows(self, query: ObjectQuery, peer: str) -> RowPage:
+        # The window first: at most HELD_WINDOW memberships past added_after, up to `bound`.
+        # Memberships only ever join (or move) past the newest date_added, so what commits
+        # between this read and the next is past `bound` and left to the next page.
+        after = query.added_after if query.added_after is not None else -1
+        with self._reading() as conn:
+            self._require_collection(conn, query.collection_id)
+            edge = conn.execute(
+                "SELECT date_added FROM memberships WHERE collection_id = ? AND date_added > ?"
+                " ORDER BY date_added LIMIT 2 OFFSET ?",
+                (query.collection_id, after, HELD_WINDOW - 1),
+            ).fetchall()
+            if edge:
+                bound, beyond = edge[0][0], len(edge) > 1
+            else:
+                (bound,) = conn.execute(
+                    "SELECT max(date_added) FROM memberships WHERE collection_id = ? AND date_added > ?",
+                    (query.collection_id, after),
+                ).fetchone()
+                beyond = False
+        if bound is None:
+            return RowPage(rows=(), more=False, examined_to=None)
+        # Left out in SQL, each by a primary-key probe, so that their JSON is never read:
+        # most of what a peer's pull examines in a mesh is what it already has.
+        unheld = (
+            "o.source != ? AND NOT EXISTS (SELECT 1 FROM peer_holds h WHERE h.pk = o.pk AND h.peer = ?)"
+            " AND NOT EXISTS (SELECT 1 FROM provenance p WHERE p.pk = o.pk AND p.peer = ?)"
+        )
+        rows, more = self._query_rows(query, _ROW_COLUMNS, upto=bound, also=(unheld, (f"peer:{peer}", peer, peer)))
+        page = tuple(map(partial(tuple.__new__, PageRow), rows))
+        if more:
+            return RowPage(rows=page, more=True, examined_to=page[-1].date_added)
+        return RowPage(rows=page, more=beyond, examined_to=bound)
+
+    def _query_rows(
+        self, query: ObjectQuery, columns: str, *, upto: int | None = None,
+        also: tuple[str, tuple[Any, ...]] | None = None,
+    ) -> tuple[list[Any], bool]:
         # With ids named, start from the objects' id index: the unary + keeps the
         # planner off the (collection_id, date_added) index, which it would
         # otherwise walk in order through the whole collection to avoid a sort.
@@ -529,6 +570,9 @@ class SQLiteStore(SQLitePeerTables, SQLiteProvenanceTables, SQLiteFactTables, SQ
         if query.added_after is not None:
             where.append("m.date_added > ?")
             params.append(query.added_after)
+        if upto is not None:
+            where.append("m.date_added <= ?")
+            params.append(upto)
         for column, values in (
             ("o.id", query.ids),
             ("o.type", query.types),
@@ -549,6 +593,9 @@ class SQLiteStore(SQLitePeerTables, SQLiteProvenanceTables, SQLiteFactTables, SQ
                 alternatives.append("o.version IN (SELECT value FROM json_each(?))")
                 params.append(_json_list(named))
             where.append("(" + " OR ".join(alternatives) + ")")
+        if also is not None:
+            where.append(also[0])
+            params.extend(also[1])
         sql = (
             f"SELECT {columns} FROM memberships m JOIN objects o ON o.pk = m.pk"
             f" WHERE {' AND '.join(where)} ORDER BY m.date_added"

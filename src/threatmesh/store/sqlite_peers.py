@@ -21,8 +21,6 @@ from threatmesh.store.protocol import Peer, PeerRejection, PeerSyncState
 _PEER_COLUMNS = "name, url, credential, account, role, cleared_for, groups, pull, push, public_key, created"
 _STATE_COLUMNS = ("peer, last_attempt, last_success, last_error, failures, sent, received, refused, failed, rejected,"
                   " bytes_sent, bytes_received")
-# Bound parameters per statement stay well under SQLite's limit.
-_CHUNK = 400
 
 
 def _now_us() -> int:
@@ -138,43 +136,17 @@ class SQLitePeerTables:
     # append in the order versions were stored instead of landing at random places in
     # a large b-tree; a version the store does not hold is not recorded.
 
-    def mark_held(self, peer: str, versions: Sequence[tuple[str, str]], *, received: bool) -> None:
-        if not versions:
+    def mark_held_pks(self, peer: str, pks: Sequence[int], *, received: bool) -> None:
+        if not pks:
             return
         now = _now_us()
         with self._writing() as conn:
             # Keyed by the version's pk (migration 0010): the versions a push delivered, in the
             # order they were stored, append at the end of the table.
             conn.executemany(
-                "INSERT INTO peer_holds (pk, peer, time, received) SELECT pk, ?, ?, ? FROM objects"
-                " WHERE id = ? AND version = ? ON CONFLICT (pk, peer) DO NOTHING",
-                [(peer, now, int(received), object_id, version) for object_id, version in versions],
-            )
-
-    def held_by(self, peer: str, versions: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        found: set[tuple[str, str]] = set()
-        wanted = list(dict.fromkeys(versions))
-        with self._reading() as conn:
-            for start in range(0, len(wanted), _CHUNK):
-                chunk = wanted[start:start + _CHUNK]
-                ids = orjson.dumps([object_id for object_id, _ in chunk]).decode()
-                rows = conn.execute(
-                    "SELECT o.id, o.version FROM objects o WHERE o.id IN (SELECT value FROM json_each(?))"
-                    " AND (EXISTS (SELECT 1 FROM peer_holds h WHERE h.pk = o.pk AND h.peer = ?)"
-                    " OR EXISTS (SELECT 1 FROM provenance p WHERE p.pk = o.pk AND p.peer = ?))",
-                    (ids, peer, peer),
-                ).fetchall()
-                found.update((r[0], r[1]) for r in rows)
-        return found & set(wanted)
-
-    def mark_held_pks(self, peer: str, pks: Sequence[int], *, received: bool) -> None:
-        if not pks:
-            return
-        now = _now_us()
-        with self._writing() as conn:
-            conn.executemany(
-                "INSERT INTO peer_holds (pk, peer, time, received) VALUES (?, ?, ?, ?) ON CONFLICT (pk, peer) DO NOTHING",
-                [(pk, peer, now, int(received)) for pk in pks],
+                "INSERT INTO peer_holds (pk, peer, time, received) SELECT pk, ?, ?, ? FROM objects WHERE pk = ?"
+                " ON CONFLICT (pk, peer) DO NOTHING",
+                [(peer, now, int(received), pk) for pk in pks],
             )
 
     def held_pks(self, peer: str, pks: Sequence[int]) -> set[int]:

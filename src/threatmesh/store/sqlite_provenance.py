@@ -1,6 +1,6 @@
 """The provenance part of the SQLite store: which peer sent which version, and when.
 
-A receipt is also the record that its peer holds that version (`held_by`,
+A receipt is also the record that its peer holds that version (`held_pks`,
 `received_from` in sqlite_peers read it). Receipts are keyed by the stored
 version's pk (migration 0009), so a receipt is kept for a stored version only.
 

@@ -24,12 +24,11 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Sequence
 
 from threatmesh.auth import hash_key
 from threatmesh.errors import AuthError
 from threatmesh.share.policy import Recipient, RecipientKind
-from threatmesh.store.protocol import Account, Collection, PageRow, Peer, Rights, Store, StoredVersion
+from threatmesh.store.protocol import Account, Collection, Peer, Rights, Store
 
 WWW_AUTHENTICATE = 'Bearer realm="threatmesh", Basic realm="threatmesh", charset="UTF-8"'
 # Longer headers cannot hold a threatmesh key; refusing them early bounds the work.
@@ -121,13 +120,3 @@ def source_for(caller: Caller) -> str:
     if caller.peer is not None:
         return f"peer:{caller.peer.name}"
     return f"user:{caller.name}"
-
-
-def versions_peer_holds(caller: Caller, items: Sequence[StoredVersion | PageRow], store: Store) -> set[tuple[str, str]]:
-    """(id, version) of the items a peer-bound caller sent here or is known to hold:
-    such versions are never sent back to it (they would only bounce around the mesh)."""
-    if caller.peer is None or not items:
-        return set()
-    came_from = f"peer:{caller.peer.name}"
-    held = {(i.id, i.version) for i in items if i.source == came_from}
-    return held | store.held_by(caller.peer.name, [(i.id, i.version) for i in items if i.source != came_from])

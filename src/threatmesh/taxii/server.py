@@ -74,7 +74,6 @@ from threatmesh.taxii.access import (
     collection_rights,
     recipient_for,
     source_for,
-    versions_peer_holds,
 )
 from threatmesh.taxii.filters import Endpoint, parse_query
 from threatmesh.taxii.media import STIX_MEDIA_TYPE, TAXII_MEDIA_TYPE, accepts_taxii, content_type_supported
@@ -330,14 +329,15 @@ class TaxiiServer:
         items: list[PageRow] = []
         last_seen: int | None = None
         outbound = self._outbound(recipient)
+        # A peer is never sent back what it sent here or is known to hold (it would only
+        # bounce around the mesh): the store leaves those out, unread.
+        peer = caller.peer.name if caller.peer is not None else None
         for _ in range(_MAX_FILL_ROUNDS):
-            page = self.store.query_rows(replace(query, limit=wanted - len(items)))
-            rows = page.rows
-            if rows:
-                last_seen = rows[-1].date_added
-            held = versions_peer_holds(caller, rows, self.store)
+            page = self.store.query_rows(replace(query, limit=wanted - len(items)), not_held_by=peer)
+            if page.examined_to is not None:
+                last_seen = page.examined_to
             # Every row goes through the egress path (the operator's is a pass-through there).
-            items.extend(outbound.prepare_rows([r for r in rows if (r.id, r.version) not in held] if held else rows))
+            items.extend(outbound.prepare_rows(page.rows))
             if not page.more or len(items) >= wanted or last_seen is None:
                 return items, page.more, last_seen
             query = continue_after(query, last_seen)
