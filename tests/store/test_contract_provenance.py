@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from tests.store.conftest import C1, OpenStore, make_object
 from threatmesh.store.protocol import Collection, ObjectQuery, ProvenanceRecord, Store
 from threatmesh.store.sqlite import SQLiteStore
@@ -52,6 +54,27 @@ def test_senders_of_names_the_peers_per_version(store: Store) -> None:
     many = [(f"y--{n}", "v") for n in range(1000)]
     found = store.senders_of([("x--1", "v1"), ("x--1", "v2"), ("x--1", "v3"), *many])
     assert found == {("x--1", "v1"): {"a", "b", "d"}, ("x--1", "v2"): {"c"}}
+
+
+def test_receipts_by_the_pks_a_put_returned_equal_receipts_by_version(store: Store) -> None:
+    versions = [(f"x--{n}", "v1") for n in range(5)] + [("x--0", "v2")]
+    results = store.put_objects([make_object(i, v) for i, v in versions], collection_id=C1, source="test")
+    assert [r.pk for r in results] == [_pk(store, i, v) for i, v in versions]
+    again = store.put_objects([make_object("x--3", "v1")], collection_id=C1, source="test")  # unchanged
+    assert again[0].pk == results[3].pk
+    records = [ProvenanceRecord(i, v, "a", 10 + n, signer="identity--a", verified=True, path=("n1",))
+               for n, (i, v) in enumerate(versions)]
+    assert store.record_provenance(records[:3], pks=[r.pk for r in results[:3]]) == 3
+    assert store.record_provenance(records[3:]) == 3
+    assert store.record_provenance(records, pks=[r.pk for r in results]) == 0  # each peer's first is kept
+    for i, v in versions:
+        (kept,) = [r for r in store.provenance(i) if r.version == v]
+        assert kept == records[versions.index((i, v))]
+    # A pk the store does not hold keeps nothing; pks must match the records one to one.
+    unknown = ProvenanceRecord("x--9", "v1", "b", 1)
+    assert store.record_provenance([unknown], pks=[max(r.pk for r in results) + 100]) == 0
+    with pytest.raises(ValueError):
+        store.record_provenance(records[:2], pks=[results[0].pk])
 
 
 def test_receipts_survive_reopening(open_store: OpenStore) -> None:

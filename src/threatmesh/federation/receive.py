@@ -65,5 +65,5 @@ def record_push(store: Store, push: ScreenedPush, objects: Sequence[StixObject],
     store.record_provenance([
         receipt(push.peer, r.id, r.version, id_version(obj.data)[1], push.screened, now)
         for obj, r in zip(objects, results)
-    ])
+    ], pks=[r.pk for r in results])
     remember_verified(push.screened, objects)

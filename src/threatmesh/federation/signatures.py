@@ -68,7 +68,9 @@ class DigestMemo:
         return len(self._new) + len(self._old)
 
 
-DIGESTS = DigestMemo(50_000)  # about 25 MB of object bytes at 500 bytes each
+# About 15 MB of object bytes at 500 bytes each: a received version is forwarded within
+# a push or two of arriving, so three pages of pushes are enough to find it.
+DIGESTS = DigestMemo(30_000)
 
 
 class Signer:

@@ -126,10 +126,11 @@ class EgressCache:
     are not sightings (which may be anonymised with an added identity). The key
     also holds everything of the version the policy reads (id, version, TLP,
     whether it came from a peer); the stored bytes of a version never change.
-    Shared by the sync workers of one node; bounded (emptied when full).
+    Shared by the sync workers of one node; bounded (emptied when full). 20,000 entries
+    cover two pages of pushes, as far as a hub's workers drift apart (see PushPages).
     """
 
-    def __init__(self, limit: int = 50_000) -> None:
+    def __init__(self, limit: int = 20_000) -> None:
         self.limit = limit
         self._entries: dict[tuple[Any, ...], tuple[bytes | None, tuple[Finding, ...]]] = {}
         self._classes: dict[tuple[Any, ...], int] = {}

@@ -40,6 +40,8 @@ class PutResult:
     outcome: PutOutcome
     # The same id + version was stored before with different content; the first is kept.
     content_differs: bool = False
+    # The store's own key of the stored version (as PageRow.pk), for `record_provenance`.
+    pk: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -491,9 +493,11 @@ class Store(Protocol):
         ...
 
     # -- provenance -----------------------------------------------------------
-    def record_provenance(self, records: Sequence[ProvenanceRecord]) -> int:
+    def record_provenance(self, records: Sequence[ProvenanceRecord], pks: Sequence[int] | None = None) -> int:
         """Keep receipts of stored versions (a receipt of a version the store does not hold is
-        not kept); a (id, version, peer) already recorded keeps its first record. How many were new."""
+        not kept); a (id, version, peer) already recorded keeps its first record. How many were new.
+        `pks`, one per record, are the versions' keys when the caller has them (`PutResult.pk`
+        of the put that stored them): the store then need not look each (id, version) up."""
         ...
 
     def provenance(self, object_id: str) -> list[ProvenanceRecord]:

@@ -1069,7 +1069,7 @@ class _BatchWriter:
                 self.versions[key] = new
                 self._join(new)
                 new.date_added = self.members[obj.id][new.pk].date_added
-                results.append(PutResult(obj.id, obj.version, outcome))
+                results.append(PutResult(obj.id, obj.version, outcome, pk=new.pk))
                 continue
             current = known.obj.json if known.obj is not None else self.stored_json[known.pk]
             same = _same_content(current, obj.json)
@@ -1079,11 +1079,11 @@ class _BatchWriter:
                 known.obj = obj
                 known.tlp = tlp
                 self._join(known)
-                results.append(PutResult(obj.id, obj.version, PutOutcome.UPDATED))
+                results.append(PutResult(obj.id, obj.version, PutOutcome.UPDATED, pk=known.pk))
                 continue
             if known.pk not in self.members.get(obj.id, {}):
                 self._join(known)
-            results.append(PutResult(obj.id, obj.version, PutOutcome.UNCHANGED, content_differs=not same))
+            results.append(PutResult(obj.id, obj.version, PutOutcome.UNCHANGED, content_differs=not same, pk=known.pk))
         self._flush()
         return results
 
@@ -1147,7 +1147,7 @@ class _BatchWriter:
                 match_keys.append(match_key_row(pk, o.data, True, o.revoked))
             members.append((collection_id, pk, date_added, 1, 1))
             rows.add(pk, o.index, True)
-            results.append(PutResult(o.id, o.version, new))
+            results.append(PutResult(o.id, o.version, new, False, pk))
             pk += 1
         self.next_pk = pk
         conn.executemany(_INSERT_OBJECT, new_rows)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import AbstractContextManager
-from typing import Sequence
+from typing import Any, Sequence
 
 import orjson
 
@@ -20,6 +20,13 @@ from threatmesh.store.protocol import ProvenanceRecord
 
 # Bound parameters per statement stay well under SQLite's limit.
 _CHUNK = 400
+
+
+_INSERT_RECEIPT = (
+    "INSERT INTO provenance (pk, peer, received, signer, key_fingerprint, verified, derived, path)"
+    " SELECT pk, ?, ?, ?, ?, ?, ?, ?"
+)
+_ONCE = " ON CONFLICT (pk, peer) DO NOTHING"
 
 
 class SQLiteProvenanceTables:
@@ -32,23 +39,27 @@ class SQLiteProvenanceTables:
     def _writing(self) -> AbstractContextManager[sqlite3.Connection]:  # pragma: no cover
         raise NotImplementedError
 
-    def record_provenance(self, records: Sequence[ProvenanceRecord]) -> int:
+    def record_provenance(self, records: Sequence[ProvenanceRecord], pks: Sequence[int] | None = None) -> int:
         if not records:
             return 0
+        if pks is not None and len(pks) != len(records):
+            raise ValueError(f"{len(pks)} pks for {len(records)} receipts")
         with self._writing() as conn:
             before = conn.total_changes
             # Keyed by the version's pk (migration 0009): in the order the versions were
-            # stored, the rows append at the end of the table.
-            conn.executemany(
-                "INSERT INTO provenance (pk, peer, received, signer, key_fingerprint, verified, derived, path)"
-                " SELECT pk, ?, ?, ?, ?, ?, ?, ? FROM objects WHERE id = ? AND version = ?"
-                " ON CONFLICT (pk, peer) DO NOTHING",
-                [
-                    (r.peer, r.received, r.signer, r.key_fingerprint, int(r.verified), int(r.derived),
-                     orjson.dumps(list(r.path)).decode() if r.path else "[]", r.object_id, r.version)
-                    for r in records
-                ],
-            )
+            # stored, the rows append at the end of the table. Either way a receipt is kept
+            # only for a version the store holds.
+            if pks is None:
+                sql = _INSERT_RECEIPT + " FROM objects WHERE id = ? AND version = ?" + _ONCE
+                keys: Sequence[tuple[Any, ...]] = [(r.object_id, r.version) for r in records]
+            else:
+                sql = _INSERT_RECEIPT + " FROM objects WHERE pk = ?" + _ONCE
+                keys = [(pk,) for pk in pks]
+            conn.executemany(sql, [
+                (r.peer, r.received, r.signer, r.key_fingerprint, int(r.verified), int(r.derived),
+                 orjson.dumps(list(r.path)).decode() if r.path else "[]", *key)
+                for r, key in zip(records, keys)
+            ])
             return conn.total_changes - before
 
     def provenance(self, object_id: str) -> list[ProvenanceRecord]:

@@ -150,8 +150,11 @@ def status(
     successes: Sequence[StatusDetail] = (),
     failures: Sequence[StatusDetail] = (),
     pendings: Sequence[StatusDetail] = (),
+    list_successes: bool = True,
 ) -> dict[str, Any]:
-    """§4.3.1; the counts are derived from the lists, so they always add up."""
+    """§4.3.1; the counts are derived from the lists, so they always add up.
+    `list_successes=False` leaves the list of successes out (it is optional), as
+    `Prefer: return=minimal` asks; its count stays."""
 
     def details(items: Sequence[StatusDetail]) -> list[dict[str, Any]]:
         return [_without_empty({"id": d.id, "version": d.version, "message": d.message}) for d in items]
@@ -163,7 +166,7 @@ def status(
             "request_timestamp": None if request_timestamp is None else micros_to_timestamp(request_timestamp),
             "total_count": len(successes) + len(failures) + len(pendings),
             "success_count": len(successes),
-            "successes": details(successes),
+            "successes": details(successes) if list_successes else [],
             "failure_count": len(failures),
             "failures": details(failures),
             "pending_count": len(pendings),
