@@ -12,12 +12,13 @@ server's event loop and worker threads, which run while the sender waits).
 --stages: CPU time inside the main steps of each side (light wrappers).
 --profile: cProfile over the sender (this thread) and over the receiver's
 `_store_envelope` (each request's worker thread, one at a time).
-`threatmesh serve` tunes the garbage collector (cli._tune_collector); to
-measure as it runs, pass --freeze --gc-threshold 10000. The objects this
-script holds (the seeds) make the untuned collector costlier here than in a
-node, so the gain shown is larger than a node's.
+`threatmesh serve` collects cyclic garbage every few seconds instead of
+automatically (threatmesh.collector); to measure as it runs, pass --paced
+(--freeze and --gc-threshold N try other settings). The objects this script
+holds (the seeds) make the automatic collector costlier here than in a node,
+so the gain shown is larger than a node's.
 
-    .venv/bin/python bench/federation_profile.py [--scale 10000] [--stages] [--freeze --gc-threshold 10000]
+    .venv/bin/python bench/federation_profile.py [--scale 10000] [--stages] [--paced]
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import uvicorn  # noqa: E402
 
 from tests.federation.mesh import Link, Mesh, indicator  # noqa: E402
 
+from threatmesh.collector import PacedCollector  # noqa: E402
 from threatmesh.federation.node_sync import context_for  # noqa: E402
 from threatmesh.federation.sync import sync_peer  # noqa: E402
 from threatmesh.node import open_node  # noqa: E402
@@ -222,6 +224,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile both sides (slows them down)")
     parser.add_argument("--freeze", action="store_true", help="gc.freeze() before the pushes")
     parser.add_argument("--gc-threshold", type=int, default=0, help="gc.set_threshold(N) before the pushes")
+    parser.add_argument("--paced", action="store_true", help="the collector `serve` runs (threatmesh.collector)")
     parser.add_argument("--batch", type=int, default=0, help="objects per pushed envelope (default: the sync's)")
     parser.add_argument("--pragma", action="append", default=[], help="run PRAGMA X on every node's writer")
     parser.add_argument("--stages", action="store_true", help="CPU time by stage (light wrappers)")
@@ -249,6 +252,8 @@ def main() -> None:
                 gc.freeze()
             if args.gc_threshold:
                 gc.set_threshold(args.gc_threshold)
+            if args.paced:
+                PacedCollector().start()
             GC.take()
             push("a -> b (author's push)", nodes["a"], "b", args.scale, args.profile, args.stages)
             if args.hub:
