@@ -46,6 +46,31 @@ def test_cyclic_garbage_is_freed_by_the_paced_collections_only() -> None:
     assert gc.isenabled()  # as it was before start()
 
 
+def test_a_collection_comes_early_when_containers_pile_up() -> None:
+    collector = PacedCollector(interval=3600, growth=50_000).start(freeze=False)
+    try:
+        dead = _cycle()
+        kept = [[] for _ in range(100_000)]  # alive: the count of containers grows past `growth`
+        deadline = time.monotonic() + 5
+        while (dead() is not None or collector.collections == 0) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert dead() is None and collector.collections >= 1
+        del kept
+    finally:
+        collector.stop()
+
+
+def test_without_growth_nothing_is_collected_before_the_interval() -> None:
+    collector = PacedCollector(interval=3600, growth=10_000_000).start(freeze=False)
+    try:
+        dead = _cycle()
+        time.sleep(1.5)  # past one look at the count
+        assert dead() is not None and collector.collections == 0
+    finally:
+        collector.stop()
+    gc.collect()
+
+
 def test_stop_restores_the_automatic_collector_as_it_was() -> None:
     gc.disable()
     try:
@@ -58,6 +83,8 @@ def test_stop_restores_the_automatic_collector_as_it_was() -> None:
 def test_bad_use_is_refused() -> None:
     with pytest.raises(ValueError):
         PacedCollector(interval=0)
+    with pytest.raises(ValueError):
+        PacedCollector(growth=0)
     collector = PacedCollector(interval=10).start(freeze=False)
     try:
         with pytest.raises(RuntimeError):

@@ -485,8 +485,8 @@ def serve(
         collector = None
         try:
             app = create_app(settings, node.store)
-            # Cyclic garbage is collected every few seconds rather than every few thousand
-            # allocations (a tenth of a node's CPU went to rescanning live batches).
+            # Cyclic garbage is collected every 30 s (or on growth) rather than every few
+            # thousand allocations (a tenth of a node's CPU went to rescanning live batches).
             collector = PacedCollector().start()
             # TLS 1.2+ only, AEAD suites with forward secrecy, no 0-RTT: see threatmesh.web.tls.
             run_server(app, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)
