@@ -17,8 +17,8 @@ freed, late but bounded. What start-up built (modules, settings, the app) is
 frozen first, so each collection only looks at what was allocated since.
 
 A full collection of a busy node costs about 45 ms of CPU (its scan touches
-every object in flight): every 5 s, that was 5% of the nodes' CPU in the bench;
-every 30 s, under 1%.
+every object in flight): every 5 s, that was 5% of the nodes' CPU in the bench.
+Every 30 s, the bench's nodes took 11% less CPU than at 5 s (runs alternated).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from threatmesh.stix.model import ObjectIndex, StixObject, stricter_tlp
 from threatmesh.store.migrations import apply_migrations, pending_migrations
 from threatmesh.store.sqlite_facts import SQLiteFactTables
 from threatmesh.store.sqlite_match import MATCH_KEY_INSERT, SQLiteMatchKeys, match_key_row
-from threatmesh.store.sqlite_peers import SQLitePeerTables
+from threatmesh.store.sqlite_peers import HELD_BY_PEER, SQLitePeerTables
 from threatmesh.store.sqlite_provenance import SQLiteProvenanceTables
 from threatmesh.store.protocol import (
     HELD_WINDOW,
@@ -548,10 +548,7 @@ class SQLiteStore(SQLitePeerTables, SQLiteProvenanceTables, SQLiteFactTables, SQ
             return RowPage(rows=(), more=False, examined_to=None)
         # Left out in SQL, each by a primary-key probe, so that their JSON is never read:
         # most of what a peer's pull examines in a mesh is what it already has.
-        unheld = (
-            "o.source != ? AND NOT EXISTS (SELECT 1 FROM peer_holds h WHERE h.pk = o.pk AND h.peer = ?)"
-            " AND NOT EXISTS (SELECT 1 FROM provenance p WHERE p.pk = o.pk AND p.peer = ?)"
-        )
+        unheld = "o.source != ? AND NOT " + HELD_BY_PEER.format(pk="o.pk")
         rows, more = self._query_rows(query, _ROW_COLUMNS, upto=bound, also=(unheld, (f"peer:{peer}", peer, peer)))
         page = tuple(map(partial(tuple.__new__, PageRow), rows))
         if more:
@@ -1147,7 +1144,7 @@ class _BatchWriter:
                 match_keys.append(match_key_row(pk, o.data, True, o.revoked))
             members.append((collection_id, pk, date_added, 1, 1))
             rows.add(pk, o.index, True)
-            results.append(PutResult(o.id, o.version, new, False, pk))
+            results.append(PutResult(o.id, o.version, new, pk=pk))
             pk += 1
         self.next_pk = pk
         conn.executemany(_INSERT_OBJECT, new_rows)

@@ -23,6 +23,15 @@ _STATE_COLUMNS = ("peer, last_attempt, last_success, last_error, failures, sent,
                   " bytes_sent, bytes_received")
 
 
+# True when the stored version keyed `{pk}` is held by the peer named in the two `?`:
+# it sent the version (a receipt) or is known to hold it. The one definition, for
+# `held_pks` and for the pages a peer pulls (`SQLiteStore.query_rows(not_held_by=)`).
+HELD_BY_PEER = (
+    "(EXISTS (SELECT 1 FROM peer_holds h WHERE h.pk = {pk} AND h.peer = ?)"
+    " OR EXISTS (SELECT 1 FROM provenance p WHERE p.pk = {pk} AND p.peer = ?))"
+)
+
+
 def _now_us() -> int:
     return time.time_ns() // 1000
 
@@ -155,9 +164,7 @@ class SQLitePeerTables:
         with self._reading() as conn:
             # One JSON array for all of them (a bound parameter, however long).
             rows = conn.execute(
-                "SELECT value FROM json_each(?) WHERE EXISTS (SELECT 1 FROM peer_holds h"
-                " WHERE h.pk = value AND h.peer = ?) OR EXISTS (SELECT 1 FROM provenance p"
-                " WHERE p.pk = value AND p.peer = ?)",
+                "SELECT value FROM json_each(?) WHERE " + HELD_BY_PEER.format(pk="value"),
                 (orjson.dumps(list(pks)).decode(), peer, peer),
             ).fetchall()
         return {r[0] for r in rows}
