@@ -31,6 +31,12 @@ CPU: the CPU seconds (user + system) of all node processes of a run, read from
 /proc (for threatmesh, less what they used to start), beside the wall time,
 since the machine is shared.
 
+Indexes: a node stores and forwards what peers send at once, and writes its
+full-text, observable and match-key rows once it is quiet (a search or match
+indexes them first; store/sqlite_index.py). Convergence is when every node
+holds every object; the run also prints when every node's indexes are
+complete, and its CPU figure includes that indexing.
+
     .venv/bin/python bench/federation.py [--scale 100000] [--nodes 10] [--topologies line,hub] [--skip-naive]
                                          [--progress SECONDS]
 """
@@ -191,6 +197,31 @@ def _wait(mesh: Mesh, holdings: Holdings, target: int, timeout: float, progress:
     return None
 
 
+def wait_indexed(mesh: Mesh, timeout: float) -> float | None:
+    """Seconds until every node's search and match indexes hold everything it stored (a
+    node indexes what peers sent once it is quiet: store/sqlite_index.py); None after
+    `timeout`. A store from before that (no index_state table) indexed as it stored."""
+    start = time.monotonic()
+    conns = [sqlite3.connect(f"file:{node.db}?mode=ro", uri=True, timeout=30) for node in mesh.nodes.values()]
+    try:
+        while time.monotonic() - start < timeout:
+            lag = 0
+            for conn in conns:
+                try:
+                    (behind,) = conn.execute("SELECT coalesce((SELECT max(pk) FROM objects), 0) - indexed_pk"
+                                             " FROM index_state").fetchone()
+                except sqlite3.OperationalError:
+                    behind = 0
+                lag += behind
+            if not lag:
+                return time.monotonic() - start
+            time.sleep(0.1)
+        return None
+    finally:
+        for conn in conns:
+            conn.close()
+
+
 def node_cpu_seconds(mesh: Mesh) -> float:
     """User + system CPU seconds of the running node processes (Linux /proc)."""
     return sum(each_node_cpu_seconds(mesh).values())
@@ -247,11 +278,17 @@ def run_threatmesh(base: Path, shape: str, names: list[str], objects: list[dict[
         seeded = time.monotonic() - started
         # Each node also holds its own identity, which (unmarked: AMBER by default) stays home.
         waited = wait_converged(mesh, len(objects) + 1, timeout, progress)
+        cpu_converged = node_cpu_seconds(mesh) - cpu_at_start
+        indexed = wait_indexed(mesh, 120) if waited is not None else None
+        cpu_indexed = node_cpu_seconds(mesh) - cpu_at_start
         # A round's bytes are recorded when the round ends, which can be just after the last
         # object landed: let the rounds finish before counting.
         time.sleep(5)
         result: dict[str, Any] = {"seconds": None if waited is None else seeded + waited, "seed_seconds": seeded,
+                                  "indexed_seconds": None if waited is None or indexed is None
+                                  else seeded + waited + indexed,
                                   "bytes": loop_bytes(mesh), "cpu": node_cpu_seconds(mesh) - cpu_at_start,
+                                  "cpu_converged": cpu_converged, "cpu_indexed": cpu_indexed,
                                   "totals": loop_totals(mesh),
                                   "harness_cpu": time.process_time() + children_cpu_seconds() - own_cpu,
                                   "busiest": max((cpu - each_at_start.get(name, 0.0), name)
@@ -368,6 +405,14 @@ def main() -> None:
                     f"busiest node {ours['busiest'][1]} {ours['busiest'][0]:.1f} s; "
                     f"seeding and watching {ours['harness_cpu']:.1f} s")
             print(line)
+            searchable = ("(not within 120 s)" if ours["indexed_seconds"] is None
+                          else f"{ours['indexed_seconds']:.1f} s")
+            hops = len(objects) * (len(names) - 1)
+            print(f"{shape:5} threatmesh: every node's search and match indexes complete at {searchable} "
+                  "(a node indexes what peers sent once it is quiet; a read indexes it first); nodes' CPU "
+                  f"until convergence {ours['cpu_converged']:.1f} s ({ours['cpu_converged'] / hops * 1e6:.0f} µs per "
+                  f"object per hop), until indexed {ours['cpu_indexed']:.1f} s "
+                  f"({ours['cpu_indexed'] / hops * 1e6:.0f} µs)")
             totals = ours["totals"]
             print(f"{shape:5} threatmesh: versions pushed and accepted {totals['sent']:,} (a tree needs "
                   f"{len(objects) * (len(names) - 1):,}), received as new {totals['received']:,} by pulls; "

@@ -29,6 +29,7 @@ from threatmesh.errors import ConfigError, InputError, ThreatmeshError
 from threatmesh.cli_support import open_cli_node, print_json
 from threatmesh.collector import PacedCollector
 from threatmesh.node import Node, init_node, open_node
+from threatmesh.store.sqlite_index import IdleIndexer
 from threatmesh.settings import resolve_home
 
 EXIT_ERROR = 1
@@ -482,6 +483,9 @@ def serve(
 
         # Peers sync in the background while the node serves, and stop with it.
         sync_loop = None if no_sync else start_sync_loop(node)
+        # What peers send is searchable at once (a read indexes what is pending first);
+        # this indexes it when the node is quiet, off the forwarding path.
+        indexer = IdleIndexer(node.store).start()
         collector = None
         try:
             app = create_app(settings, node.store)
@@ -495,6 +499,7 @@ def serve(
                 collector.stop()
             if sync_loop is not None:
                 sync_loop.stop()
+            indexer.stop()
 
 
 def _is_loopback(host: str, ipaddress: Any) -> bool:

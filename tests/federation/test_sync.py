@@ -403,3 +403,18 @@ def test_the_loop_forwards_a_new_version_at_once_not_at_its_next_poll(pair: Pair
         assert late["id"] in pair.held(pair.b), "not pushed within 10 s of being stored"
     finally:
         loop.stop()
+
+
+def test_what_peers_send_is_stored_at_once_and_indexed_on_the_first_read(pair: Pair) -> None:
+    """A push (TAXII POST by the peer) and a pull both store the versions and leave their
+    search and match rows to later (store/sqlite_index.py); a read indexes them first."""
+    pair.seed(pair.a, [indicator(f"later{i}", "clear", description="lighthouse") for i in range(7)])
+    pushed = sync_peer(context_for(pair.a), pair.a.store.get_peer("b"), pull=False)
+    assert pushed.error is None and pushed.sent == 8  # the seeds and a's identity
+    assert pair.b.store.index_lag() == 8
+    assert len(pair.b.store.search("lighthouse")) == 7 and pair.b.store.index_lag() == 0
+    pair.seed(pair.b, [indicator(f"back{i}", "clear", description="foghorn") for i in range(3)])
+    pulled = sync_peer(context_for(pair.a), pair.a.store.get_peer("b"), push=False)
+    assert pulled.error is None and pulled.received == 4  # b's three and b's identity
+    assert pair.a.store.index_lag() == 4
+    assert {v.id for v in pair.a.store.search("foghorn")} == {indicator(f"back{i}", "clear")["id"] for i in range(3)}

@@ -227,7 +227,9 @@ def _store_received(ctx: SyncContext, peer: Peer, raw_objects: list[dict[str, An
             _reject(ctx.store, report, PeerRejection(peer.name, now, object_id, version, exc.describe()))
     if not valid:
         return
-    results = ctx.store.put_objects(valid, collection_id=ctx.collection_id, source=f"peer:{peer.name}")
+    # Search and match rows follow (store/sqlite_index.py), as for what a peer pushes here.
+    results = ctx.store.put_objects(valid, collection_id=ctx.collection_id, source=f"peer:{peer.name}",
+                                    defer_index=True)
     # A receipt also records that the peer holds the version, so it is never sent back.
     ctx.store.record_provenance([
         receipt(peer, r.id, r.version, id_version(obj.data)[1], screened, now) for obj, r in zip(valid, results)

@@ -313,8 +313,9 @@ class FlaggingStore:
         return getattr(self._store, name)
 
     def put_objects(self, objects: Sequence[StixObject], *, collection_id: str, source: str,
-                    tlp: str | None = None) -> list[PutResult]:
-        results = self._store.put_objects(objects, collection_id=collection_id, source=source, tlp=tlp)
+                    tlp: str | None = None, defer_index: bool = False) -> list[PutResult]:
+        results = self._store.put_objects(objects, collection_id=collection_id, source=source, tlp=tlp,
+                                          defer_index=defer_index)
         for obj, result in zip(objects, results):
             if result.outcome in (PutOutcome.NEW, PutOutcome.UPDATED) and obj.type in _CHECKED_TYPES \
                     and obj.index.observables:

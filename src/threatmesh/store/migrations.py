@@ -585,3 +585,14 @@ register(
     "DROP TABLE peer_holds",
     "ALTER TABLE peer_holds_by_pk RENAME TO peer_holds",
 )
+
+
+# The search and match indexes may lag behind `objects` for versions received from
+# peers (store/sqlite_index.py): `indexed_pk` is the greatest pk up to which the
+# full-text index, the observables and the match keys are written. A store made
+# before this migration has indexed everything it holds.
+register(
+    "0011_index_tail",
+    "CREATE TABLE index_state (indexed_pk INTEGER NOT NULL)",
+    "INSERT INTO index_state (indexed_pk) SELECT coalesce(max(pk), 0) FROM objects",
+)

@@ -321,13 +321,30 @@ class Store(Protocol):
         collection_id: str,
         source: str,
         tlp: str | None = None,
+        defer_index: bool = False,
     ) -> list[PutResult]:
         """Store a batch in one transaction, atomically; one result per object, in order.
 
         `tlp` is the level the batch was received under; the stored effective TLP is
         the stricter of it and the object's own. A version already stored is not
         stored again, but it joins `collection_id` if it was not a member.
+
+        With `defer_index`, the store may write the batch's full-text, observable and
+        match-key rows later (`catch_up_index`); `search`, `find_observable` and the
+        matcher's reads never miss a stored version either way.
         """
+        ...
+
+    def index_lag(self) -> int:
+        """How many stored versions the search and match indexes do not hold yet."""
+        ...
+
+    def catch_up_index(self, *, limit: int | None = None) -> int:
+        """Index up to `limit` of those versions (all when None); how many were indexed."""
+        ...
+
+    def seconds_since_put(self) -> float:
+        """Seconds since this process last stored a batch."""
         ...
 
     def get_versions(self, object_id: str, collection_id: str | None = None) -> list[StoredVersion]:

@@ -30,6 +30,7 @@ from threatmesh.errors import Conflict, NotFound, StoreError
 from threatmesh.stix.model import ObjectIndex, StixObject, stricter_tlp
 from threatmesh.store.migrations import apply_migrations, pending_migrations
 from threatmesh.store.sqlite_facts import SQLiteFactTables
+from threatmesh.store.sqlite_index import SQLiteIndexTail, derived_rows, index_tail
 from threatmesh.store.sqlite_match import MATCH_KEY_INSERT, SQLiteMatchKeys, match_key_row
 from threatmesh.store.sqlite_peers import HELD_BY_PEER, SQLitePeerTables
 from threatmesh.store.sqlite_provenance import SQLiteProvenanceTables
@@ -158,7 +159,7 @@ class _Member:
     dirty: bool = False
 
 
-class SQLiteStore(SQLitePeerTables, SQLiteProvenanceTables, SQLiteFactTables, SQLiteMatchKeys):
+class SQLiteStore(SQLiteIndexTail, SQLitePeerTables, SQLiteProvenanceTables, SQLiteFactTables, SQLiteMatchKeys):
     """A Store in one SQLite file (see `store.protocol.Store` for the contract)."""
 
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
@@ -170,6 +171,7 @@ class SQLiteStore(SQLitePeerTables, SQLiteProvenanceTables, SQLiteFactTables, SQ
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None
+        self._last_put = time.monotonic()
         # Audit entries wait here and are written in batches by one background
         # thread (started on first use), so a request never waits for the write lock.
         self._audit_pending: list[tuple[int, str | None, str, str, int, int]] = []
@@ -303,6 +305,7 @@ class SQLiteStore(SQLitePeerTables, SQLiteProvenanceTables, SQLiteFactTables, SQ
 
     def check_integrity(self) -> list[str]:
         problems: list[str] = []
+        self._index_current()
         with self._reading() as conn:
             rows = conn.execute("PRAGMA integrity_check").fetchall()
             if [r[0] for r in rows] != ["ok"]:
@@ -344,6 +347,11 @@ class SQLiteStore(SQLitePeerTables, SQLiteProvenanceTables, SQLiteFactTables, SQ
         ).fetchone()
         if stale:
             problems.append(f"full-text index: {stale} rows for versions that are not the latest")
+        (indexed,) = conn.execute("SELECT indexed_pk FROM index_state").fetchone()
+        for table, column in (("observables", "pk"), ("match_keys", "pk"), ("object_fts", "rowid")):
+            (ahead,) = conn.execute(f"SELECT count(*) FROM {table} WHERE {column} > ?", (indexed,)).fetchone()
+            if ahead:
+                problems.append(f"{table}: {ahead} rows for versions above the index watermark {indexed}")
         (clock,) = conn.execute("SELECT last_date_added FROM clock").fetchone()
         (highest,) = conn.execute("SELECT coalesce(max(date_added), 0) FROM memberships").fetchone()
         if highest > clock:
@@ -475,12 +483,14 @@ class SQLiteStore(SQLitePeerTables, SQLiteProvenanceTables, SQLiteFactTables, SQ
         collection_id: str,
         source: str,
         tlp: str | None = None,
+        defer_index: bool = False,
     ) -> list[PutResult]:
+        self._last_put = time.monotonic()
         with self._writing() as conn:
             self._require_collection(conn, collection_id)
             if not objects:
                 return []
-            return _BatchWriter(conn, collection_id, source, tlp).write(objects)
+            return _BatchWriter(conn, collection_id, source, tlp).write(objects, defer_index=defer_index)
 
     # -- objects: reading ------------------------------------------------------
 
@@ -647,6 +657,7 @@ class SQLiteStore(SQLitePeerTables, SQLiteProvenanceTables, SQLiteFactTables, SQ
         match = fts_query(text)
         if match is None or limit <= 0:
             return []
+        self._index_current()
         with self._reading() as conn:
             rows = conn.execute(
                 f"SELECT {_OBJECT_COLUMNS} FROM object_fts f JOIN objects o ON o.pk = f.rowid"
@@ -656,6 +667,7 @@ class SQLiteStore(SQLitePeerTables, SQLiteProvenanceTables, SQLiteFactTables, SQ
         return [_row_to_version(r) for r in rows]
 
     def find_observable(self, kind: str, value: str) -> list[StoredVersion]:
+        self._index_current()
         with self._reading() as conn:
             rows = conn.execute(
                 f"SELECT {_OBJECT_COLUMNS} FROM objects o WHERE o.is_latest = 1 AND o.pk IN"
@@ -951,7 +963,7 @@ class _IndexRows:
         self.observables: list[tuple[int, str, str]] = []
         self.texts: list[tuple[int, str]] = []
 
-    def add(self, pk: int, index: ObjectIndex, is_latest: bool) -> None:
+    def add(self, pk: int, index: ObjectIndex, is_latest: bool, *, derived: bool = True) -> None:
         # Every version of every batch passes here: lists of one entry (an indicator's one
         # marking, one observable) are appended as they are, without a generator and a dedup.
         if index.refs:
@@ -963,12 +975,10 @@ class _IndexRows:
             self.markings.append((pk, index.markings[0]))
         elif index.markings:
             self.markings.extend((pk, m) for m in dict.fromkeys(index.markings))
-        if len(index.observables) == 1:
-            self.observables.append((pk, *index.observables[0]))
-        elif index.observables:
-            self.observables.extend((pk, kind, value) for kind, value in dict.fromkeys(index.observables))
-        if index.text and is_latest:  # the full-text index holds latest versions only
-            self.texts.append((pk, "\n".join([text for _, text in index.text])))
+        if derived:  # the rows a deferred batch leaves to sqlite_index.index_tail
+            # The full-text index holds latest versions only.
+            body = "\n".join([text for _, text in index.text]) if index.text and is_latest else None
+            derived_rows(pk, body, index.observables, self.observables, self.texts)
 
     def insert_refs(self, conn: sqlite3.Connection) -> None:
         conn.executemany("INSERT INTO refs (pk, path, target) VALUES (?, ?, ?)", self.refs)
@@ -991,7 +1001,9 @@ class _BatchWriter:
         self.latest: dict[str, str] = {}  # id -> greatest version key, stored or in this batch
         self.members: dict[str, dict[int, _Member]] = {}  # id -> pk -> membership in the collection
         self.touched_members: set[str] = set()
-        (self.clock,) = conn.execute("SELECT last_date_added FROM clock").fetchone()
+        self.clock, self.indexed_pk = conn.execute(
+            "SELECT last_date_added, (SELECT indexed_pk FROM index_state) FROM clock"
+        ).fetchone()
         self.now = _now_us()
         (self.next_pk,) = conn.execute("SELECT coalesce(max(pk), 0) + 1 FROM objects").fetchone()
 
@@ -1038,12 +1050,19 @@ class _BatchWriter:
             member.date_added = self._tick()
             member.dirty = True
 
-    def write(self, objects: Sequence[StixObject]) -> list[PutResult]:
+    def write(self, objects: Sequence[StixObject], *, defer_index: bool = False) -> list[PutResult]:
         ids = list(dict.fromkeys(obj.id for obj in objects))
         self._load_stored(objects, ids)
-        if not self.versions and len(ids) == len(objects):
-            return self._write_all_new(objects)
-        return self._write_any(objects)
+        all_new = not self.versions and len(ids) == len(objects)
+        if all_new and defer_index:
+            # New pks, the store's greatest: they join the tail (sqlite_index).
+            return self._write_all_new(objects, index=False)
+        if self.indexed_pk < self.next_pk - 1:
+            index_tail(self.conn, self.next_pk - 1 - self.indexed_pk)
+        results = self._write_all_new(objects) if all_new else self._write_any(objects)
+        if self.next_pk - 1 > self.indexed_pk:
+            self.conn.execute("UPDATE index_state SET indexed_pk = ?", (self.next_pk - 1,))
+        return results
 
     def _write_any(self, objects: Sequence[StixObject]) -> list[PutResult]:
         results: list[PutResult] = []
@@ -1124,10 +1143,11 @@ class _BatchWriter:
         conn.execute("UPDATE clock SET last_date_added = ?", (self.clock,))
         rows.insert_text(conn)
 
-    def _write_all_new(self, objects: Sequence[StixObject]) -> list[PutResult]:
+    def _write_all_new(self, objects: Sequence[StixObject], *, index: bool = True) -> list[PutResult]:
         """A batch of versions of ids the store has never held, each id once (what a peer
         pushes, most often): every one is new, latest, and its id's only member of the
-        collection. The same rows as the general path, without its bookkeeping."""
+        collection. The same rows as the general path, without its bookkeeping; without
+        `index`, none of the rows sqlite_index.index_tail writes later."""
         conn = self.conn
         pk = self.next_pk
         new_rows: list[tuple[Any, ...]] = []
@@ -1140,10 +1160,10 @@ class _BatchWriter:
             date_added = self._tick()
             new_rows.append((pk, o.id, o.version, o.type, o.spec_version, o.json, stricter_tlp(o.tlp, tlp), source,
                              int(o.revoked), o.upgraded_from, o.created_by_ref, date_added, 1))
-            if o.type == "indicator":
+            if index and o.type == "indicator":
                 match_keys.append(match_key_row(pk, o.data, True, o.revoked))
             members.append((collection_id, pk, date_added, 1, 1))
-            rows.add(pk, o.index, True)
+            rows.add(pk, o.index, True, derived=index)
             results.append(PutResult(o.id, o.version, new, pk=pk))
             pk += 1
         self.next_pk = pk

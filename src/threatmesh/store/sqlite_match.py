@@ -138,8 +138,12 @@ class SQLiteMatchKeys:
     def _reading(self) -> AbstractContextManager[sqlite3.Connection]:  # pragma: no cover
         raise NotImplementedError
 
+    def _index_current(self) -> None:  # pragma: no cover
+        raise NotImplementedError
+
     def indicator_key_rows(self) -> IndicatorKeyRows:
         """Every latest, non-revoked indicator with its validity, pattern, flag and observables."""
+        self._index_current()
         with self._reading() as conn:
             row = conn.execute(
                 f"SELECT count(*), {_int('pk')}, {_text('id')}, {_int('valid_from_us')},"
@@ -173,6 +177,7 @@ class SQLiteMatchKeys:
     def indicator_names(self, ids: Sequence[str]) -> dict[str, str]:
         """The names of the latest versions of these indicators (those that have one)."""
         found: dict[str, str] = {}
+        self._index_current()
         with self._reading() as conn:
             for start in range(0, len(ids), 500):
                 part = list(ids[start:start + 500])

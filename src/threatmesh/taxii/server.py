@@ -592,7 +592,10 @@ class TaxiiServer:
                 )
         successes: list[StatusDetail] = []
         if valid:
-            results = self.store.put_objects(valid, collection_id=collection.id, source=source_for(caller))
+            # What a peer sends is forwarded at once; its search and match rows can follow
+            # (store/sqlite_index.py: every read of them catches up first).
+            results = self.store.put_objects(valid, collection_id=collection.id, source=source_for(caller),
+                                             defer_index=caller.peer is not None)
             record_push(self.store, push, valid, results)
             for obj, result in zip(valid, results):
                 version = _raw_version(obj.data) or self._unversioned_version(obj.id, collection.id)

@@ -1,0 +1,186 @@
+"""The search and match indexes of versions received from peers, written after the versions.
+
+A mixin of `SQLiteStore`. Three tables are derived from each stored version and
+read only to search and to match: the full-text index (`object_fts`), the exact
+observables (`observables`) and the indicators' match keys (`match_keys`).
+Writing them is about a third of storing an indicator. A node forwarding a
+peer's push stores it and sends it on at once; these rows can wait.
+
+`put_objects(..., defer_index=True)` (what the TAXII server and the sync use for
+what peers send) stores a batch of new ids without those rows. Migration
+`0011_index_tail` keeps the watermark: `index_state.indexed_pk` is the greatest
+pk up to which the three tables are written, and no version above it (the tail)
+has any of their rows. The writer keeps that true:
+
+- only a batch of new ids is deferred, and its pks are the store's greatest;
+- any other write first indexes the tail, then indexes its own versions as
+  before and moves the watermark past them (so updates, supersedings and
+  rewrites always meet indexed versions).
+
+Nothing reads a lagging index: every read of those tables (search, observable
+lookup, the matcher's reads, the integrity check) first indexes the tail. The
+tail is indexed from the stored JSON (`index_object` and `match_key_row`, the
+functions the parse and the writer use), so it survives a crash or a restart
+and another process can index it. `IdleIndexer` (run by `serve`) indexes it
+once the node has stored nothing for IDLE_SECONDS, or as soon as it is
+`INDEX_TAIL_CAP` versions long, which bounds what a read may have to index
+first. A store opened read-only cannot write, so it reads the indexes as the
+writer left them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from contextlib import AbstractContextManager
+from typing import Any
+
+import orjson
+
+from threatmesh.errors import ThreatmeshError
+from threatmesh.stix.index import index_object
+from threatmesh.store.protocol import Store
+from threatmesh.store.sqlite_match import MATCH_KEY_INSERT, match_key_row
+
+log = logging.getLogger(__name__)
+
+# Versions indexed per write transaction, so that a writer waits at most some 100 ms.
+INDEX_CHUNK = 5_000
+# How long a node must have stored nothing before its indexer writes the tail. A peer's
+# burst arrives as batches seconds apart (a ten-node line: one every few seconds per
+# link), and each pause must not be taken for the end of the burst.
+IDLE_SECONDS = 10.0
+# The longest tail an idle-time indexer lets build up while the node is busy
+# (about 1.5 s of indexing for a read that comes then).
+INDEX_TAIL_CAP = 100_000
+
+_LAG = "SELECT coalesce((SELECT max(pk) FROM objects), 0) - indexed_pk FROM index_state"
+
+
+def derived_rows(pk: int, text: str | None, observables: Any, observable_rows: list[tuple[int, str, str]],
+                 text_rows: list[tuple[int, str]]) -> None:
+    """Append one version's observables and full-text row (None: not the latest, no row)."""
+    if len(observables) == 1:
+        observable_rows.append((pk, *observables[0]))
+    elif observables:
+        observable_rows.extend((pk, kind, value) for kind, value in dict.fromkeys(observables))
+    if text is not None:
+        text_rows.append((pk, text))
+
+
+def index_tail(conn: sqlite3.Connection, limit: int) -> int:
+    """Write the derived rows of the first `limit` versions of the tail and move the
+    watermark past them, inside the caller's write transaction; how many were indexed."""
+    (indexed,) = conn.execute("SELECT indexed_pk FROM index_state").fetchone()
+    observable_rows: list[tuple[int, str, str]] = []
+    text_rows: list[tuple[int, str]] = []
+    keys: list[tuple[Any, ...]] = []
+    last = indexed
+    count = 0
+    for pk, kind, json, is_latest, revoked in conn.execute(
+        "SELECT pk, type, json, is_latest, revoked FROM objects WHERE pk > ? ORDER BY pk LIMIT ?", (indexed, limit)
+    ):
+        data = orjson.loads(json)
+        index = index_object(data)
+        text = "\n".join([t for _, t in index.text]) if index.text and is_latest else None
+        derived_rows(pk, text, index.observables, observable_rows, text_rows)
+        if kind == "indicator":
+            keys.append(match_key_row(pk, data, bool(is_latest), bool(revoked)))
+        last = pk
+        count += 1
+    if count:
+        conn.executemany("INSERT INTO observables (pk, kind, value) VALUES (?, ?, ?)", observable_rows)
+        conn.executemany(MATCH_KEY_INSERT, keys)
+        conn.executemany("INSERT INTO object_fts (rowid, body) VALUES (?, ?)", text_rows)
+        conn.execute("UPDATE index_state SET indexed_pk = ?", (last,))
+    return count
+
+
+class SQLiteIndexTail:
+    """The tail of versions not yet in the search and match indexes, for SQLiteStore."""
+
+    _writer: sqlite3.Connection | None
+    _last_put: float
+
+    # Provided by SQLiteStore.
+    def _reading(self) -> AbstractContextManager[sqlite3.Connection]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _writing(self) -> AbstractContextManager[sqlite3.Connection]:  # pragma: no cover
+        raise NotImplementedError
+
+    def index_lag(self) -> int:
+        """How many stored versions the search and match indexes do not hold yet."""
+        with self._reading() as conn:
+            (lag,) = conn.execute(_LAG).fetchone()
+        return int(lag)
+
+    def catch_up_index(self, *, limit: int | None = None) -> int:
+        """Index the tail (at most `limit` versions), INDEX_CHUNK per transaction; how many."""
+        done = 0
+        while limit is None or done < limit:
+            chunk = INDEX_CHUNK if limit is None else min(INDEX_CHUNK, limit - done)
+            with self._writing() as conn:
+                count = index_tail(conn, chunk)
+            done += count
+            if count < chunk:
+                break
+        return done
+
+    def seconds_since_put(self) -> float:
+        """Time since this process last stored a batch (monotonic)."""
+        return time.monotonic() - self._last_put
+
+    def _index_current(self) -> None:
+        """Before a read of the derived tables: index whatever is in the tail."""
+        if self._writer is None:
+            return  # read-only: what the writer has indexed
+        if self.index_lag():
+            self.catch_up_index()
+
+
+class IdleIndexer:
+    """A thread that indexes a store's tail when the node is quiet, or when it is long."""
+
+    def __init__(self, store: Store, *, idle: float = IDLE_SECONDS, cap: int = INDEX_TAIL_CAP,
+                 poll: float = 0.5) -> None:
+        if idle < 0 or cap < 1 or poll <= 0:
+            raise ValueError("idle must be >= 0, cap >= 1 and poll > 0")
+        self.store = store
+        self.idle = idle
+        self.cap = cap
+        self.poll = poll
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> IdleIndexer:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="threatmesh-index", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def step(self) -> int:
+        """Index what the rules allow now: the whole tail when the node is idle, else
+        down to under the cap; how many versions were indexed."""
+        done = 0
+        while not self._stop.is_set():
+            lag = self.store.index_lag()
+            if lag == 0 or (lag < self.cap and self.store.seconds_since_put() < self.idle):
+                break
+            done += self.store.catch_up_index(limit=INDEX_CHUNK)
+        return done
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll):
+            try:
+                self.step()
+            except ThreatmeshError as exc:  # a busy or closed store: try again at the next poll
+                log.warning("indexing received versions: %s", exc)
