@@ -178,6 +178,22 @@ def test_the_idle_indexer_waits_for_quiet_or_for_a_long_tail(tmp_path: Path) -> 
     store.close()
 
 
+def test_the_idle_indexer_indexes_what_waited_too_long_on_a_node_never_quiet(tmp_path: Path) -> None:
+    store = _store(tmp_path / "s.sqlite")
+    indexer = IdleIndexer(store, idle=60.0, cap=1000, max_wait=0.2)
+    _put(store, [indicator("first", "clear")], defer=True)
+    assert indexer.step() == 0  # the tail is seen: its wait starts now
+    time.sleep(0.1)
+    _put(store, [indicator("second", "clear")], defer=True)
+    assert indexer.step() == 0 and store.index_lag() == 2
+    time.sleep(0.15)
+    _put(store, [indicator("third", "clear")], defer=True)  # still busy, but the first has waited 0.25 s
+    assert indexer.step() == 3 and store.index_lag() == 0
+    _put(store, [indicator("fourth", "clear")], defer=True)
+    assert indexer.step() == 0  # a new wait starts with a new tail
+    store.close()
+
+
 def test_the_idle_indexer_thread_indexes_and_stops(tmp_path: Path) -> None:
     store = _store(tmp_path / "s.sqlite")
     _put(store, [indicator(f"t{i}", "clear") for i in range(10)], defer=True)

@@ -176,6 +176,11 @@ def _observables(obj: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def text_and_observables(obj: Mapping[str, Any]) -> tuple[list[tuple[str, str]], tuple[tuple[str, str], ...]]:
+    """The `text` and `observables` of `index_object(obj)`, without its refs and markings."""
+    return _text(obj), _observables(obj)
+
+
 def index_object(obj: Mapping[str, Any]) -> ObjectIndex:
     """The refs, markings, text and observables of one STIX object (see ObjectIndex)."""
     refs: list[tuple[str, str]] = []

@@ -19,12 +19,12 @@ has any of their rows. The writer keeps that true:
 
 Nothing reads a lagging index: every read of those tables (search, observable
 lookup, the matcher's reads, the integrity check) first indexes the tail. The
-tail is indexed from the stored JSON (`index_object` and `match_key_row`, the
-functions the parse and the writer use), so it survives a crash or a restart
+tail is indexed from the stored JSON (`text_and_observables` and `match_key_row`,
+what the parse and the writer use), so it survives a crash or a restart
 and another process can index it. `IdleIndexer` (run by `serve`) indexes it
-once the node has stored nothing for IDLE_SECONDS, or as soon as it is
-`INDEX_TAIL_CAP` versions long, which bounds what a read may have to index
-first. A store opened read-only cannot write, so it reads the indexes as the
+once the node has stored nothing for IDLE_SECONDS, once it has waited
+MAX_WAIT_SECONDS, or as soon as it is `INDEX_TAIL_CAP` versions long, which
+bounds what a read may have to index first. A store opened read-only cannot write, so it reads the indexes as the
 writer left them.
 """
 
@@ -40,7 +40,7 @@ from typing import Any
 import orjson
 
 from threatmesh.errors import ThreatmeshError
-from threatmesh.stix.index import index_object
+from threatmesh.stix.index import text_and_observables
 from threatmesh.store.protocol import Store
 from threatmesh.store.sqlite_match import MATCH_KEY_INSERT, match_key_row
 
@@ -52,6 +52,8 @@ INDEX_CHUNK = 5_000
 # burst arrives as batches seconds apart (a ten-node line: one every few seconds per
 # link), and each pause must not be taken for the end of the burst.
 IDLE_SECONDS = 10.0
+# The longest a version waits for the indexer when the node never falls quiet.
+MAX_WAIT_SECONDS = 60.0
 # The longest tail an idle-time indexer lets build up while the node is busy
 # (about 1.5 s of indexing for a read that comes then).
 INDEX_TAIL_CAP = 100_000
@@ -83,9 +85,9 @@ def index_tail(conn: sqlite3.Connection, limit: int) -> int:
         "SELECT pk, type, json, is_latest, revoked FROM objects WHERE pk > ? ORDER BY pk LIMIT ?", (indexed, limit)
     ):
         data = orjson.loads(json)
-        index = index_object(data)
-        text = "\n".join([t for _, t in index.text]) if index.text and is_latest else None
-        derived_rows(pk, text, index.observables, observable_rows, text_rows)
+        texts, observables = text_and_observables(data)
+        body = "\n".join([t for _, t in texts]) if texts and is_latest else None
+        derived_rows(pk, body, observables, observable_rows, text_rows)
         if kind == "indicator":
             keys.append(match_key_row(pk, data, bool(is_latest), bool(revoked)))
         last = pk
@@ -142,16 +144,19 @@ class SQLiteIndexTail:
 
 
 class IdleIndexer:
-    """A thread that indexes a store's tail when the node is quiet, or when it is long."""
+    """A thread that indexes a store's tail when the node is quiet, when the tail is long,
+    or when it has waited `max_wait` seconds (a node that never falls quiet)."""
 
     def __init__(self, store: Store, *, idle: float = IDLE_SECONDS, cap: int = INDEX_TAIL_CAP,
-                 poll: float = 0.5) -> None:
-        if idle < 0 or cap < 1 or poll <= 0:
-            raise ValueError("idle must be >= 0, cap >= 1 and poll > 0")
+                 max_wait: float = MAX_WAIT_SECONDS, poll: float = 0.5) -> None:
+        if idle < 0 or cap < 1 or max_wait < 0 or poll <= 0:
+            raise ValueError("idle and max_wait must be >= 0, cap >= 1 and poll > 0")
         self.store = store
         self.idle = idle
         self.cap = cap
+        self.max_wait = max_wait
         self.poll = poll
+        self._waiting_since: float | None = None  # when this indexer first saw the tail it still sees
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -168,12 +173,19 @@ class IdleIndexer:
             self._thread = None
 
     def step(self) -> int:
-        """Index what the rules allow now: the whole tail when the node is idle, else
-        down to under the cap; how many versions were indexed."""
+        """Index what the rules allow now: the whole tail when the node is quiet or the
+        tail overdue, else down to under the cap; how many versions were indexed."""
         done = 0
         while not self._stop.is_set():
             lag = self.store.index_lag()
-            if lag == 0 or (lag < self.cap and self.store.seconds_since_put() < self.idle):
+            now = time.monotonic()
+            if lag == 0:
+                self._waiting_since = None
+                break
+            if self._waiting_since is None:
+                self._waiting_since = now
+            overdue = now - self._waiting_since >= self.max_wait
+            if lag < self.cap and not overdue and self.store.seconds_since_put() < self.idle:
                 break
             done += self.store.catch_up_index(limit=INDEX_CHUNK)
         return done
@@ -181,6 +193,10 @@ class IdleIndexer:
     def _run(self) -> None:
         while not self._stop.wait(self.poll):
             try:
-                self.step()
+                started = time.monotonic()
+                done = self.step()
+                if done:
+                    log.info("indexed %d versions received from peers (full text, observables, match keys)"
+                             " in %.1f s", done, time.monotonic() - started)
             except ThreatmeshError as exc:  # a busy or closed store: try again at the next poll
                 log.warning("indexing received versions: %s", exc)
