@@ -1,16 +1,20 @@
 """Versions received from peers are stored first and put in the search and match indexes later.
 
-`put_objects(defer_index=True)` leaves a batch of new ids out of the full-text,
+`put_objects(defer_index=True)` leaves a batch's new versions out of the full-text,
 observable and match-key tables (the tail above `index_state.indexed_pk`). Held
-here: the tail, once indexed, gives exactly the rows an immediate write gives;
-no read of those tables misses a stored version; any other write indexes the
-tail first; the tail survives a restart; the idle-time indexer follows its rules.
+here: the tail, once indexed, gives exactly the rows an immediate write gives,
+over random mixes of new ids, new and older versions, repeats and rewritten SCOs;
+the tail never has any of those rows; no read of those tables misses a stored
+version; an immediate write indexes the tail first; the tail survives a restart;
+the idle-time indexer follows its rules.
 """
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +45,16 @@ def _derived_counts(path: Path) -> tuple[int, int, int]:
     try:
         return tuple(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[return-value]
                      for t in ("observables", "object_fts", "match_keys"))
+    finally:
+        conn.close()
+
+
+def _rows_above_watermark(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        (indexed,) = conn.execute("SELECT indexed_pk FROM index_state").fetchone()
+        return sum(conn.execute(f"SELECT count(*) FROM {table} WHERE {column} > ?", (indexed,)).fetchone()[0]
+                   for table, column in (("observables", "pk"), ("object_fts", "rowid"), ("match_keys", "pk")))
     finally:
         conn.close()
 
@@ -102,24 +116,88 @@ def test_no_read_misses_a_version_of_the_tail(tmp_path: Path) -> None:
     store.close()
 
 
-def test_any_other_write_indexes_the_tail_first(tmp_path: Path) -> None:
-    """A new version of an id in the tail supersedes it: the full-text row must end on the
-    new version only, as if nothing had been deferred."""
+def test_a_new_version_of_an_id_in_the_tail_supersedes_it(tmp_path: Path) -> None:
+    """Deferred or not, the full-text rows end on the new version only, as if nothing had
+    been deferred; deferred, the new version joins the tail."""
     first = [indicator(f"up-{i}", "clear", description=f"first words {i}") for i in range(4)]
     newer = [{**first[1], "modified": "2025-01-01T00:00:00.000Z", "description": "second words"}]
     found = {}
     for name, defer in (("deferred", True), ("immediate", False)):
         store = _store(tmp_path / f"{name}.sqlite")
         _put(store, first, defer=defer)
-        # Deferred or not, a batch with a known id takes the general path and indexes.
-        assert _put(store, newer, defer=defer) == [PutOutcome.UPDATED]
-        assert store.index_lag() == 0
+        assert _put(store, newer, defer=defer) == [PutOutcome.UPDATED]  # the general path
+        assert store.index_lag() == (5 if defer else 0)
         assert [v.id for v in store.search("second")] == [first[1]["id"]]
         assert [v.id for v in store.search("first")] == [first[0]["id"], first[2]["id"], first[3]["id"]]
         assert store.check_integrity() == []
         store.close()
         found[name] = _tables(tmp_path / f"{name}.sqlite")
     assert found["deferred"] == found["immediate"]
+
+
+def _sco(key: str, value: str) -> dict[str, Any]:
+    return {"type": "domain-name", "spec_version": "2.1", "value": value,
+            "id": f"domain-name--{uuid.uuid5(uuid.NAMESPACE_URL, key)}"}
+
+
+def _random_batches(rng: random.Random, count: int) -> list[tuple[list[dict[str, Any]], bool]]:
+    """Batches as a peer and local users send them: new ids, new and older versions of held
+    ids, repeats, SCOs whose content changes (rewritten in place), mixed in any order; each
+    with whether a peer sent it (deferred) or not."""
+    held: list[dict[str, Any]] = []
+    batches = []
+    for b in range(count):
+        batch: list[dict[str, Any]] = []
+        for i in range(rng.randint(1, 12)):
+            roll = rng.random()
+            if roll < 0.45 or not held:
+                obj = indicator(f"r{b}-{i}", rng.choice(["clear", "green", None]),
+                                description=rng.choice(["quay", "anchor", "tide"]) + f" {b} {i}")
+            elif roll < 0.65:
+                base = rng.choice(held)
+                if base["type"] != "indicator":
+                    continue
+                obj = {**base, "modified": f"2025-0{rng.randint(1, 9)}-01T00:00:00.000Z",
+                       "description": rng.choice(["quay", "anchor", "tide"]) + " again",
+                       "revoked": rng.random() < 0.2}
+            elif roll < 0.75:
+                obj = rng.choice(held)  # a repeat
+            elif roll < 0.85:
+                base = rng.choice(held)
+                if base["type"] != "indicator":
+                    continue
+                obj = {**base, "modified": "2023-06-01T00:00:00.000Z"}  # older than its first version
+            else:
+                key = f"sco{rng.randint(0, 5)}"
+                obj = _sco(key, f"{key}-{rng.randint(0, 3)}.example")  # same id; content may change
+            if any(o["id"] == obj["id"] for o in batch):
+                continue
+            batch.append(obj)
+            held.append(obj)
+        batches.append((batch, rng.random() < 0.7))
+    return batches
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_deferred_and_immediate_writes_leave_the_same_tables(tmp_path: Path, seed: int) -> None:
+    """The same random sequence twice: once as sent (peers' batches deferred, tails indexed
+    at random moments), once all immediate. After a final catch-up every table is equal."""
+    rng = random.Random(seed)
+    batches = _random_batches(rng, 30)
+    found = {}
+    for name in ("deferred", "immediate"):
+        store = _store(tmp_path / f"{name}.sqlite")
+        for batch, from_peer in batches:
+            _put(store, batch, defer=from_peer and name == "deferred")
+            assert _rows_above_watermark(tmp_path / f"{name}.sqlite") == 0  # the tail has none of them
+            if name == "deferred" and rng.random() < 0.15:
+                store.catch_up_index(limit=rng.randint(1, 20))
+        store.catch_up_index()
+        assert store.check_integrity() == []
+        store.close()
+        found[name] = _tables(tmp_path / f"{name}.sqlite")
+    assert found["deferred"] == found["immediate"]
+    assert found["immediate"]["text"] and found["immediate"]["match keys"]
 
 
 def test_an_immediate_write_after_a_deferred_one_indexes_both(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -1006,6 +1007,9 @@ class _BatchWriter:
         ).fetchone()
         self.now = _now_us()
         (self.next_pk,) = conn.execute("SELECT coalesce(max(pk), 0) + 1 FROM objects").fetchone()
+        # Versions with a greater pk get no full-text, observable or match-key rows here:
+        # a deferred write leaves them to sqlite_index.index_tail.
+        self.index_upto: int = sys.maxsize
 
     def _tick(self) -> int:
         """The next date_added: wall-clock µs, but always past the last one handed out."""
@@ -1054,9 +1058,11 @@ class _BatchWriter:
         ids = list(dict.fromkeys(obj.id for obj in objects))
         self._load_stored(objects, ids)
         all_new = not self.versions and len(ids) == len(objects)
-        if all_new and defer_index:
-            # New pks, the store's greatest: they join the tail (sqlite_index).
-            return self._write_all_new(objects, index=False)
+        if defer_index:
+            # New versions get new pks, the store's greatest: they join the tail (sqlite_index).
+            # Versions already indexed (superseded, rewritten) keep their rows up to date here.
+            self.index_upto = self.indexed_pk
+            return self._write_all_new(objects, index=False) if all_new else self._write_any(objects)
         if self.indexed_pk < self.next_pk - 1:
             index_tail(self.conn, self.next_pk - 1 - self.indexed_pk)
         results = self._write_all_new(objects) if all_new else self._write_any(objects)
@@ -1119,7 +1125,7 @@ class _BatchWriter:
                         int(o.revoked), o.upgraded_from, o.created_by_ref, v.date_added, int(is_latest),
                     )
                 )
-                if o.type == "indicator":
+                if o.type == "indicator" and v.pk <= self.index_upto:
                     match_keys.append(match_key_row(v.pk, o.data, is_latest, o.revoked))
             elif v.obj is not None:
                 rewritten.append(v)
@@ -1137,7 +1143,7 @@ class _BatchWriter:
         rows = _IndexRows()
         for v in self.versions.values():
             if v.obj is not None:
-                rows.add(v.pk, v.obj.index, self.latest[v.id] == v.version)
+                rows.add(v.pk, v.obj.index, self.latest[v.id] == v.version, derived=v.pk <= self.index_upto)
         rows.insert_refs(conn)
         self._flush_memberships()
         conn.execute("UPDATE clock SET last_date_added = ?", (self.clock,))

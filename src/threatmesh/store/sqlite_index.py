@@ -8,15 +8,19 @@ Writing them is about half the cost of storing a received indicator (a batch of
 peer's push stores it and sends it on at once; these rows can wait.
 
 `put_objects(..., defer_index=True)` (what the TAXII server and the sync use for
-what peers send) stores a batch of new ids without those rows. Migration
-`0011_index_tail` keeps the watermark: `index_state.indexed_pk` is the greatest
-pk up to which the three tables are written, and no version above it (the tail)
-has any of their rows. The writer keeps that true:
+what peers send) stores a batch without those rows for its new versions.
+Migration `0011_index_tail` keeps the watermark: `index_state.indexed_pk` is the
+greatest pk up to which the three tables are written, and no version above it
+(the tail) has any of their rows. The writer keeps that true:
 
-- only a batch of new ids is deferred, and its pks are the store's greatest;
+- a deferred write gives its new versions (new pks, the store's greatest) none
+  of those rows, and keeps the rows of versions at or below the watermark up to
+  date as any write does (a superseded version loses its full-text row and its
+  match key's latest flag; an SCO rewritten in place gets new rows). A tail
+  version superseded or rewritten meanwhile has no rows to update: the tail is
+  indexed from what is stored when it is indexed;
 - any other write first indexes the tail, then indexes its own versions as
-  before and moves the watermark past them (so updates, supersedings and
-  rewrites always meet indexed versions).
+  before and moves the watermark past them.
 
 Nothing reads a lagging index: every read of those tables (search, observable
 lookup, the matcher's reads, the integrity check) first indexes the tail. The
@@ -28,9 +32,6 @@ MAX_WAIT_SECONDS, or as soon as it is `INDEX_TAIL_CAP` versions long, which
 bounds what a read may have to index first. A store opened read-only cannot
 write, so it reads the indexes as the writer left them.
 
-Limit: a batch that is not all new ids (a new version of a held object, say)
-takes the general path, which indexes the whole tail first, on the receiving
-path; mixed traffic therefore defers less.
 """
 
 from __future__ import annotations
