@@ -200,26 +200,18 @@ def _wait(mesh: Mesh, holdings: Holdings, target: int, timeout: float, progress:
 def wait_indexed(mesh: Mesh, timeout: float) -> float | None:
     """Seconds until every node's search and match indexes hold everything it stored (a
     node indexes what peers sent once it is quiet: store/sqlite_index.py); None after
-    `timeout`. A store from before that (no index_state table) indexed as it stored."""
+    `timeout`. Read-only stores: they read the lag and write nothing."""
     start = time.monotonic()
-    conns = [sqlite3.connect(f"file:{node.db}?mode=ro", uri=True, timeout=30) for node in mesh.nodes.values()]
+    stores = [SQLiteStore(node.db, readonly=True) for node in mesh.nodes.values()]
     try:
         while time.monotonic() - start < timeout:
-            lag = 0
-            for conn in conns:
-                try:
-                    (behind,) = conn.execute("SELECT coalesce((SELECT max(pk) FROM objects), 0) - indexed_pk"
-                                             " FROM index_state").fetchone()
-                except sqlite3.OperationalError:
-                    behind = 0
-                lag += behind
-            if not lag:
+            if not any(store.index_lag() for store in stores):
                 return time.monotonic() - start
             time.sleep(0.1)
         return None
     finally:
-        for conn in conns:
-            conn.close()
+        for store in stores:
+            store.close()
 
 
 def node_cpu_seconds(mesh: Mesh) -> float:

@@ -977,9 +977,7 @@ class _IndexRows:
         elif index.markings:
             self.markings.extend((pk, m) for m in dict.fromkeys(index.markings))
         if derived:  # the rows a deferred batch leaves to sqlite_index.index_tail
-            # The full-text index holds latest versions only.
-            body = "\n".join([text for _, text in index.text]) if index.text and is_latest else None
-            derived_rows(pk, body, index.observables, self.observables, self.texts)
+            derived_rows(pk, is_latest, index.text, index.observables, self.observables, self.texts)
 
     def insert_refs(self, conn: sqlite3.Connection) -> None:
         conn.executemany("INSERT INTO refs (pk, path, target) VALUES (?, ?, ?)", self.refs)
@@ -1062,11 +1060,10 @@ class _BatchWriter:
             # New versions get new pks, the store's greatest: they join the tail (sqlite_index).
             # Versions already indexed (superseded, rewritten) keep their rows up to date here.
             self.index_upto = self.indexed_pk
-            return self._write_all_new(objects, index=False) if all_new else self._write_any(objects)
-        if self.indexed_pk < self.next_pk - 1:
+        elif self.indexed_pk < self.next_pk - 1:
             index_tail(self.conn, self.next_pk - 1 - self.indexed_pk)
         results = self._write_all_new(objects) if all_new else self._write_any(objects)
-        if self.next_pk - 1 > self.indexed_pk:
+        if not defer_index and self.next_pk - 1 > self.indexed_pk:
             self.conn.execute("UPDATE index_state SET indexed_pk = ?", (self.next_pk - 1,))
         return results
 
@@ -1149,11 +1146,11 @@ class _BatchWriter:
         conn.execute("UPDATE clock SET last_date_added = ?", (self.clock,))
         rows.insert_text(conn)
 
-    def _write_all_new(self, objects: Sequence[StixObject], *, index: bool = True) -> list[PutResult]:
+    def _write_all_new(self, objects: Sequence[StixObject]) -> list[PutResult]:
         """A batch of versions of ids the store has never held, each id once (what a peer
         pushes, most often): every one is new, latest, and its id's only member of the
-        collection. The same rows as the general path, without its bookkeeping; without
-        `index`, none of the rows sqlite_index.index_tail writes later."""
+        collection. The same rows as the general path, without its bookkeeping (and, like
+        it, none of the rows sqlite_index.index_tail writes later for pks past `index_upto`)."""
         conn = self.conn
         pk = self.next_pk
         new_rows: list[tuple[Any, ...]] = []
@@ -1162,6 +1159,8 @@ class _BatchWriter:
         results: list[PutResult] = []
         rows = _IndexRows()
         collection_id, source, tlp, new = self.collection_id, self.source, self.tlp, PutOutcome.NEW
+        # index_upto is no bound, or the watermark, which lies below every new pk.
+        index = self.next_pk <= self.index_upto
         for o in objects:
             date_added = self._tick()
             new_rows.append((pk, o.id, o.version, o.type, o.spec_version, o.json, stricter_tlp(o.tlp, tlp), source,

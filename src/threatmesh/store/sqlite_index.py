@@ -67,15 +67,16 @@ INDEX_TAIL_CAP = 100_000
 _LAG = "SELECT coalesce((SELECT max(pk) FROM objects), 0) - indexed_pk FROM index_state"
 
 
-def derived_rows(pk: int, text: str | None, observables: Sequence[tuple[str, str]],
+def derived_rows(pk: int, is_latest: bool, texts: Sequence[tuple[str, str]], observables: Sequence[tuple[str, str]],
                  observable_rows: list[tuple[int, str, str]], text_rows: list[tuple[int, str]]) -> None:
-    """Append one version's observables and full-text row (None: not the latest, no row)."""
+    """Append one version's observable rows and its full-text row (`ObjectIndex.text` and
+    `.observables`); the full-text index holds latest versions only."""
     if len(observables) == 1:
         observable_rows.append((pk, *observables[0]))
     elif observables:
         observable_rows.extend((pk, kind, value) for kind, value in dict.fromkeys(observables))
-    if text is not None:
-        text_rows.append((pk, text))
+    if texts and is_latest:
+        text_rows.append((pk, "\n".join([text for _, text in texts])))
 
 
 def index_tail(conn: sqlite3.Connection, limit: int) -> int:
@@ -92,8 +93,7 @@ def index_tail(conn: sqlite3.Connection, limit: int) -> int:
     ):
         data = orjson.loads(json)
         texts, observables = text_and_observables(data)
-        body = "\n".join([t for _, t in texts]) if texts and is_latest else None
-        derived_rows(pk, body, observables, observable_rows, text_rows)
+        derived_rows(pk, bool(is_latest), texts, observables, observable_rows, text_rows)
         if kind == "indicator":
             keys.append(match_key_row(pk, data, bool(is_latest), bool(revoked)))
         last = pk
